@@ -1,0 +1,39 @@
+"""The command line: thin click commands that call the engine.
+
+Each module of this package holds one family of commands; this one builds the
+top-level group and the options every command shares (``-C``, ``--no-color``).
+"""
+
+import os
+
+import click
+
+from l4plan import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="l4plan")
+@click.option(
+    "-C",
+    "workdir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Work in DIR instead of the current directory.",
+)
+@click.option("--no-color", is_flag=True, help="Never colour the output (also NO_COLOR).")
+@click.pass_context
+def main(ctx, workdir, no_color):
+    """Infrastructure as code for Layer 4 (TCP/UDP) proxy applications."""
+    if workdir:
+        os.chdir(workdir)
+    ctx.color = False if (no_color or os.environ.get("NO_COLOR")) else None
+
+
+def _register():
+    from l4plan.cli import config_commands
+
+    for module in (config_commands,):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

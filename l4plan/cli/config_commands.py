@@ -1,0 +1,3 @@
+"""Commands that read the configuration only: validate, schema."""
+
+COMMANDS = ()

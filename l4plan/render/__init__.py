@@ -1,0 +1,1 @@
+"""Renderers: a plan value in, text on a stream out."""

@@ -1,0 +1,1 @@
+"""State: the local backend, atomic writes and locking."""

@@ -1,0 +1,1 @@
+"""Provider plugins: they turn a plan into reality (DESIGN §5)."""

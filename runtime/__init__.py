@@ -1,0 +1,1 @@
+"""The Twisted proxy runtime. Imports nothing from the engine, providers or CLI."""

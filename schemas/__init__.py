@@ -1,0 +1,1 @@
+"""JSON Schemas shipped with l4plan (config, plan, state, runtime document)."""
