@@ -1,0 +1,83 @@
+# -*- test-case-name: tests.runtime.test_document -*-
+"""The runtime document: load it and check it against runtime.schema.json.
+
+The engine validated the configuration already; the runtime checks again
+because a document may come from disk or over the wire, and a bad one must
+be refused whole, before any listener changes.
+"""
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+
+APPLIED_FILE = "applied.json"
+
+
+class DocumentError(ValueError):
+    """The document cannot be run; C{reasons} lists every problem found."""
+
+    def __init__(self, source, reasons):
+        self.reasons = list(reasons)
+        super().__init__(f"{source}: " + "; ".join(self.reasons))
+
+
+def empty():
+    """The document of a runtime that has nothing to proxy yet."""
+    return {
+        "format_version": 1,
+        "site": None,
+        "ip_access_rules": [],
+        "load_balancers": {},
+        "applications": {},
+    }
+
+
+def _validator():
+    text = resources.files("l4plan.schemas").joinpath("runtime.schema.json").read_text()
+    return jsonschema.Draft202012Validator(json.loads(text))
+
+
+def _schema_reasons(document):
+    errors = sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
+    for error in errors:
+        where = "/".join(str(p) for p in error.absolute_path) or "(document)"
+        yield f"{where}: {error.message}"
+
+
+def _semantic_reasons(document):
+    """What a schema cannot say: references and edge ports used twice."""
+    seen = {}
+    for app_name, app in document["applications"].items():
+        for index, rule in enumerate(app["rules"]):
+            where = f"applications/{app_name}/rules/{index}"
+            if rule["origin_type"] == "load_balancer" and rule["origin"] not in document["load_balancers"]:
+                yield f"{where}/origin: no load balancer named {rule['origin']!r}"
+            for mapping in rule["ports"]:
+                key = (rule["protocol"], mapping["edge"])
+                if key in seen:
+                    yield f"{where}/ports: {key[0]} edge port {key[1]} is also used by {seen[key]}"
+                seen.setdefault(key, where)
+
+
+def validate(document, source="runtime document"):
+    """Return C{document} when it can be run; raise L{DocumentError} otherwise."""
+    reasons = list(_schema_reasons(document))
+    if not reasons:
+        reasons = list(_semantic_reasons(document))
+    if reasons:
+        raise DocumentError(source, reasons)
+    return document
+
+
+def load_applied(data_dir):
+    """The document persisted in C{data_dir}, or the empty one when there is none."""
+    path = Path(data_dir) / APPLIED_FILE
+    if not path.exists():
+        return empty()
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DocumentError(str(path), [f"cannot be read as JSON ({exc})"]) from exc
+    return validate(document, str(path))
