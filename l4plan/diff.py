@@ -1,0 +1,185 @@
+"""Diff: desired resources against current ones, giving a Plan.
+
+Pure functions over ``{address: attributes}`` dicts (``Config.resources()``
+on one side, state or a provider's ``read()`` on the other). Rules inside an
+application are matched by ``protocol/edge_port``, so reordering them is no
+change. Port mappings of added and changed rules are worked out here, so the
+renderers need nothing but the plan.
+"""
+
+from l4plan.plan import Action, Change, Plan, RuleChange
+from l4plan.ports import PortError, map_ports, parse_origin_port, parse_port_spec
+
+# Attributes that cannot be changed in place, by address type: changing one
+# replaces the object (ESA cannot modify an application's domain).
+FORCES_REPLACEMENT = {"application": frozenset({"domain"})}
+
+REASONS = {
+    Action.CREATE: "not in the state: declared in the configuration",
+    Action.DELETE: "in the state but no longer in the configuration",
+    Action.REPLACE: "{paths} cannot be changed in place",
+}
+DRIFT_REASONS = {
+    Action.CREATE: "created outside of l4plan",
+    Action.UPDATE: "changed outside of l4plan",
+    Action.DELETE: "deleted outside of l4plan",
+}
+
+# What a provider's read() reports unless told otherwise.
+READ_KINDS = frozenset({"application"})
+
+
+def diff(desired, current, drifted=(), lineage=None, serial=0):
+    """The plan that makes ``current`` match ``desired``.
+
+    ``drifted`` is what ``drift()`` found, carried for the reader; ``lineage``
+    and ``serial`` name the state ``current`` came from.
+
+    Raises PreventDestroyError when it would destroy or replace an
+    application with ``prevent_destroy`` set in the configuration or state.
+    """
+    addresses = sorted(desired.keys() | current.keys())
+    changes = tuple(
+        _change(a, current.get(a), desired.get(a), REASONS) for a in addresses
+    )
+    plan = Plan(changes, drifted, lineage, serial)
+    plan.check_prevent_destroy()
+    return plan
+
+
+def drift(state_resources, refreshed_resources, kinds=READ_KINDS):
+    """Changes made outside of l4plan: state (before) against refreshed (after).
+
+    Only addresses of ``kinds`` are compared, since the provider reads nothing
+    else; attributes the provider does not report (``prevent_destroy``, a
+    lifecycle setting) are not drift.
+    """
+    state = {a: v for a, v in state_resources.items() if _kind(a) in kinds}
+    observed = {
+        a: _observed(state.get(a), attrs) for a, attrs in refreshed_resources.items()
+    }
+    changes = (
+        _change(a, state.get(a), observed.get(a), DRIFT_REASONS, forces={})
+        for a in sorted(state.keys() | observed.keys())
+    )
+    return tuple(c for c in changes if c.action is not Action.NO_OP)
+
+
+def refreshed_state(state_resources, refreshed_resources, kinds=READ_KINDS):
+    """The state as the provider sees it: what ``diff`` compares desired with."""
+    kept = {a: v for a, v in state_resources.items() if _kind(a) not in kinds}
+    read = {
+        a: {**state_resources.get(a, {}), **attrs}
+        for a, attrs in refreshed_resources.items()
+    }
+    return dict(sorted({**kept, **read}.items()))
+
+
+def _kind(address):
+    return address.partition(".")[0]
+
+
+def _observed(before, after):
+    """``after`` completed with what the provider cannot see from ``before``."""
+    return {**before, **after} if before else after
+
+
+def _change(address, before, after, reasons, forces=FORCES_REPLACEMENT):
+    if before is None:
+        return _whole(address, Action.CREATE, None, after, reasons)
+    if after is None:
+        return _whole(address, Action.DELETE, before, None, reasons)
+    if before == after:
+        return Change(address, Action.NO_OP, before, after)
+    return _modified(address, before, after, reasons, forces)
+
+
+def _whole(address, action, before, after, reasons):
+    """A create or delete: every rule is added or removed with it."""
+    if after is not None:
+        rules = [_rule_change(Action.CREATE, None, r) for r in _rules(after)]
+    else:
+        rules = [_rule_change(Action.DELETE, r, None) for r in _rules(before)]
+    return Change(
+        address, action, before, after, reasons.get(action), rule_changes=tuple(rules)
+    )
+
+
+def _rules(attributes):
+    by_key = _by_key(attributes.get("rules", ()))
+    return [by_key[k] for k in sorted(by_key)]
+
+
+def _modified(address, before, after, reasons, forces):
+    changed = _changed_keys(before, after, skip={"rules"})
+    rule_changes = _rule_changes(before.get("rules", ()), after.get("rules", ()))
+    if not changed and not rule_changes:
+        return Change(address, Action.NO_OP, before, after)
+    forcing = forces.get(_kind(address), frozenset())
+    replace_paths = tuple((name,) for name in changed if name in forcing)
+    action = Action.REPLACE if replace_paths else Action.UPDATE
+    reason = reasons.get(action)
+    if reason and replace_paths:
+        reason = reason.format(paths=", ".join(p[0] for p in replace_paths))
+    return Change(
+        address, action, before, after, reason, replace_paths, changed, rule_changes
+    )
+
+
+def _changed_keys(before, after, skip=frozenset()):
+    keys = (before.keys() | after.keys()) - skip
+    return tuple(sorted(k for k in keys if before.get(k) != after.get(k)))
+
+
+def _by_key(rules):
+    return {f"{r['protocol']}/{r['edge_port']}": r for r in rules}
+
+
+def _rule_changes(before_rules, after_rules):
+    """Added, removed and changed rules by key; unchanged ones are left out."""
+    before, after = _by_key(before_rules), _by_key(after_rules)
+    changes = []
+    for key in sorted(before.keys() | after.keys()):
+        old, new = before.get(key), after.get(key)
+        if old is None:
+            changes.append(_rule_change(Action.CREATE, None, new))
+        elif new is None:
+            changes.append(_rule_change(Action.DELETE, old, None))
+        elif old != new:
+            changes.append(_rule_change(Action.UPDATE, old, new))
+    return tuple(changes)
+
+
+def _rule_change(action, before, after):
+    rule = after or before
+    changed = _changed_keys(before, after) if before and after else ()
+    mapping = mapping_text(after) if after else None
+    key = f"{rule['protocol']}/{rule['edge_port']}"
+    return RuleChange(key, action, before, after, changed, mapping)
+
+
+def mapping_text(rule):
+    """How a rule sends edge ports to origin ports, in one readable line.
+
+    ``tcp/7000-7010 -> 17000-17010 (by position: 7000->17000 … 7010->17010)``,
+    ``udp/53 -> 5353``, ``tcp/80 -> 8000-8003 (round-robin)``,
+    ``tcp/80,81 -> 9000 (all to one)``.
+    """
+    head = f"{rule['protocol']}/{rule['edge_port']} -> {rule['origin_port']}"
+    try:
+        edge = parse_port_spec(rule["edge_port"])
+        origin = parse_origin_port(rule["origin_port"])
+        mapping = map_ports(edge, origin)
+    except PortError as error:
+        return f"{head} (invalid: {error})"
+    return f"{head}{_mapping_note(edge, origin, mapping)}"
+
+
+def _mapping_note(edge, origin, mapping):
+    if edge.is_single:
+        return "" if origin.is_single else " (round-robin)"
+    if origin.is_single:
+        return " (all to one)"
+    pairs = [f"{m.edge}->{m.origin[0]}" for m in mapping]
+    shown = ", ".join(pairs) if len(pairs) == 2 else f"{pairs[0]} … {pairs[-1]}"
+    return f" (by position: {shown})"
