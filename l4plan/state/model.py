@@ -145,6 +145,10 @@ class State:
                 f'"l4plan state list" shows the addresses it holds'
             ) from None
 
+    def attributes(self):
+        """Attributes by address: the form the diff compares with the config."""
+        return {a: r.attributes for a, r in self.resources.items()}
+
     def without(self, *addresses):
         """This state less ``addresses``, all of which must be present."""
         for address in addresses:
