@@ -1,0 +1,38 @@
+"""Options and helpers shared by several commands."""
+
+import os
+
+import click
+
+from l4plan.config.variables import VariableInputs, environment_values, parse_var_options, read_var_files
+
+
+def variable_options(command):
+    """``--var NAME=VALUE`` and ``--var-file FILE``, both repeatable."""
+    command = click.option(
+        "--var-file",
+        "var_files",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help="Read variable values from an HCL or JSON file (repeatable).",
+    )(command)
+    return click.option(
+        "--var", "var_pairs", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable)."
+    )(command)
+
+
+def variable_inputs(var_pairs, var_files):
+    return VariableInputs(
+        cli=parse_var_options(var_pairs),
+        files=read_var_files(var_files),
+        environment=environment_values(os.environ),
+    )
+
+
+def print_diagnostics(diagnostics):
+    """Diagnostics on stderr, errors in red when colour is on."""
+    for diagnostic in diagnostics:
+        text = str(diagnostic)
+        head, _, rest = text.partition(":")
+        colour = "red" if diagnostic.severity == "error" else "yellow"
+        click.echo(click.style(head, fg=colour, bold=True) + ":" + rest, err=True)

@@ -1,0 +1,1 @@
+"""Configuration loading: files → one raw document with source positions."""

@@ -1,0 +1,135 @@
+"""Read one ``*.l4.hcl`` file into a Document, with the line of every part.
+
+python-hcl2 gives plain values but no positions; its lark tree gives positions.
+The file is parsed once: values come from serializing the tree, lines from
+walking it in the same order.
+"""
+
+import hcl2
+from lark import Token, Tree
+from lark.exceptions import LarkError, UnexpectedInput
+
+from l4plan.config.document import REPEATED_BLOCKS, Document
+from l4plan.diagnostics import ConfigError, Diagnostic
+
+_OPTIONS = hcl2.SerializationOptions(
+    strip_string_quotes=True, explicit_blocks=False, with_comments=False
+)
+
+
+def load_hcl(text, filename):
+    """Parse HCL ``text``; raise ConfigError naming file:line on bad syntax."""
+    try:
+        tree = hcl2.parses_to_tree(text)
+        values = hcl2.serialize(hcl2.transform(tree, discard_comments=True), serialization_options=_OPTIONS)
+    except UnexpectedInput as error:
+        raise ConfigError([_syntax_diagnostic(error, filename)]) from None
+    except LarkError as error:
+        raise ConfigError([Diagnostic(f"invalid HCL: {error}", "", filename)]) from None
+    document = Document(positions={})
+    diagnostics = []
+    headers = _locate_body(_body(tree), (), filename, document.positions)
+    document.data = _top_level(values, headers, filename, diagnostics)
+    if diagnostics:
+        raise ConfigError(diagnostics)
+    return document
+
+
+def _syntax_diagnostic(error, filename):
+    found = getattr(error, "token", None)
+    what = f"unexpected {str(found).strip()!r}" if found is not None and str(found).strip() else "unexpected input"
+    return Diagnostic(
+        f"invalid HCL syntax: {what}",
+        "Check the brackets, quotes and '=' signs on this line and the one before it.",
+        filename,
+        getattr(error, "line", 0) or 0,
+        getattr(error, "column", 0) or 0,
+    )
+
+
+def _top_level(values, headers, filename, diagnostics):
+    """``{"application": [{"game": {...}}]}`` → ``{"application": {"game": {...}}}``.
+
+    ``headers`` are the (type, labels, line) of the top-level blocks in file
+    order, which is also the order of each type's entries in ``values``.
+    """
+    data = {key: value for key, value in values.items() if not isinstance(value, list)}
+    entries = {key: iter(value) for key, value in values.items() if isinstance(value, list)}
+    for block_type, labels, line in headers:
+        entry = next(entries[block_type])
+        if len(labels) != 1:
+            diagnostics.append(
+                Diagnostic(
+                    f'the "{block_type}" block needs exactly one label, it has {len(labels)}',
+                    f'Write it as {block_type} "NAME" {{ … }}.',
+                    filename,
+                    line,
+                    path=block_type,
+                )
+            )
+            continue
+        bodies = data.setdefault(block_type, {})
+        if labels[0] in bodies:
+            diagnostics.append(
+                Diagnostic(
+                    f'{block_type} "{labels[0]}" is declared twice in this file',
+                    "Give each block its own name, or merge the two.",
+                    filename,
+                    line,
+                    path=f"{block_type}.{labels[0]}",
+                )
+            )
+        bodies[labels[0]] = _nested(entry[labels[0]])
+    return data
+
+
+def _nested(body):
+    """Repeated blocks stay lists; single blocks become objects (a list if repeated by mistake)."""
+    result = {}
+    for key, value in body.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            value = [_nested(v) for v in value]
+            if key not in REPEATED_BLOCKS and len(value) == 1:
+                value = value[0]
+        result[key] = value
+    return result
+
+
+def _body(tree):
+    return next(c for c in tree.children if isinstance(c, Tree) and c.data == "body")
+
+
+def _locate_body(body, path, filename, positions):
+    """Record the position of every attribute and block; return the block headers."""
+    counts = {}
+    headers = []
+    for node in body.children:
+        if not isinstance(node, Tree):
+            continue
+        if node.data == "attribute":
+            positions[path + (_text(node.children[0]),)] = _position(node, filename)
+        elif node.data == "block":
+            block_type, labels = _block_header(node)
+            headers.append((block_type, labels, node.meta.line))
+            if path:
+                index = counts.get(block_type, 0)
+                counts[block_type] = index + 1
+                key = path + (block_type, index) if block_type in REPEATED_BLOCKS else path + (block_type,)
+            else:
+                key = (block_type, *labels)
+            positions[key] = _position(node, filename)
+            _locate_body(_body(node), key, filename, positions)
+    return headers
+
+
+def _block_header(node):
+    parts = [c for c in node.children if isinstance(c, Tree) and c.data in ("identifier", "string")]
+    return _text(parts[0]), [_text(p) for p in parts[1:]]
+
+
+def _text(node):
+    return "".join(str(v) for v in node.scan_values(lambda v: isinstance(v, Token) and v.type != "DBLQUOTE"))
+
+
+def _position(node, filename):
+    return (filename, node.meta.line, node.meta.column)

@@ -1,0 +1,89 @@
+"""Load a configuration directory: every ``*.l4.hcl`` and ``*.l4.json``, in name order."""
+
+from pathlib import Path
+
+from l4plan.config.document import Document
+from l4plan.config.hcl_file import load_hcl
+from l4plan.config.json_file import load_json
+from l4plan.diagnostics import ConfigError, Diagnostic
+
+LOADERS = {".l4.hcl": load_hcl, ".l4.json": load_json}
+
+
+def config_files(directory):
+    """The configuration files of ``directory`` (not recursive), in name order."""
+    return sorted(
+        p for p in Path(directory).iterdir() if p.is_file() and _suffix(p.name) in LOADERS
+    )
+
+
+def _suffix(name):
+    return next((s for s in LOADERS if name.endswith(s)), None)
+
+
+def load_file(path, display_name=None):
+    """Read one file into a Document; syntax errors raise ConfigError."""
+    name = display_name or str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([Diagnostic(f"cannot read the file: {error}", "", name)]) from None
+    return LOADERS[_suffix(Path(path).name)](text, name)
+
+
+def load_directory(directory):
+    """Merge every file of ``directory`` into one Document.
+
+    Syntax errors of all files are reported together; a block name declared
+    in two places is an error naming both.
+    """
+    files = config_files(directory)
+    if not files:
+        raise ConfigError(
+            [
+                Diagnostic(
+                    f"no configuration files in {directory}",
+                    "Add a *.l4.hcl or *.l4.json file, or point -C at the configuration directory.",
+                    str(directory),
+                )
+            ]
+        )
+    merged, diagnostics = Document(), []
+    for path in files:
+        try:
+            _merge(merged, load_file(path, _display(path)), diagnostics)
+        except ConfigError as error:
+            diagnostics.extend(error.diagnostics)
+    if diagnostics:
+        raise ConfigError(diagnostics)
+    return merged
+
+
+def _display(path):
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _merge(merged, document, diagnostics):
+    for block_type, blocks in document.data.items():
+        target = merged.data.setdefault(block_type, {})
+        if not isinstance(blocks, dict) or not isinstance(target, dict):
+            target = merged.data[block_type] = blocks
+            continue
+        for label, body in blocks.items():
+            if label in target:
+                first = merged.positions.get((block_type, label))
+                diagnostics.append(
+                    document.diagnostic(
+                        (block_type, label),
+                        f'{block_type} "{label}" is declared twice; first at {first[0]}:{first[1]}',
+                        "Give each block its own name, or merge the two.",
+                    )
+                )
+                continue
+            target[label] = body
+    merged.positions.update(
+        (path, position) for path, position in document.positions.items() if path not in merged.positions
+    )
