@@ -1,0 +1,260 @@
+# -*- test-case-name: tests.runtime.test_origins -*-
+"""Where a new connection or session goes: an IP, a host name, or a load balancer.
+
+Every origin answers C{pick(client_ip)} with a Deferred L{Lease}: the IP address
+to reach and a C{release} to call when the connection or session ends (what
+least_connections counts). The origin port is not chosen here: it comes from
+the rule's port mapping.
+"""
+
+import ipaddress
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from twisted.internet import defer, error, protocol
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IResolutionReceiver
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class Lease:
+    """An origin address chosen for one connection or session."""
+
+    host: str
+    release: Callable[[], None] = field(default=lambda: None)
+
+
+def _is_ip(host):
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@implementer(IResolutionReceiver)
+class _Collect:
+    """Gathers the addresses of one resolution into a Deferred list."""
+
+    def __init__(self):
+        self.addresses = []
+        self.done = defer.Deferred()
+
+    def resolutionBegan(self, resolution):
+        pass
+
+    def addressResolved(self, address):
+        self.addresses.append(address)
+
+    def resolutionComplete(self):
+        self.done.callback(self.addresses)
+
+
+class HostCache:
+    """Host names resolved with the reactor's resolver and kept C{ttl} seconds.
+
+    The reactor's resolver (getaddrinfo) does not report DNS TTLs, so one TTL
+    applies to every name. IPv4 answers are preferred, then IPv6.
+    """
+
+    def __init__(self, reactor, ttl):
+        self._reactor = reactor
+        self._ttl = ttl
+        self._entries = {}
+
+    def resolve(self, host):
+        """A Deferred IP address string for C{host}."""
+        if _is_ip(host):
+            return defer.succeed(host)
+        cached = self._entries.get(host)
+        if cached and cached[0] > self._reactor.seconds():
+            return defer.succeed(cached[1])
+        receiver = _Collect()
+        self._reactor.nameResolver.resolveHostName(receiver, host, addressTypes=[IPv4Address, IPv6Address])
+        return receiver.done.addCallback(self._store, host)
+
+    def _store(self, addresses, host):
+        if not addresses:
+            raise error.DNSLookupError(host)
+        address = sorted(addresses, key=lambda a: isinstance(a, IPv6Address))[0].host
+        self._entries[host] = (self._reactor.seconds() + self._ttl, address)
+        return address
+
+
+class FixedOrigin:
+    """An origin given as an IP address."""
+
+    def __init__(self, host):
+        self.host = host
+
+    def pick(self, client_ip):
+        return defer.succeed(Lease(self.host))
+
+
+class HostOrigin:
+    """A domain or object-storage host, resolved at connect time."""
+
+    def __init__(self, host, hosts):
+        self.host = host
+        self._hosts = hosts
+
+    def pick(self, client_ip):
+        return self._hosts.resolve(self.host).addCallback(Lease)
+
+
+class Backend:
+    """One origin of a load balancer with its health and load."""
+
+    def __init__(self, address, weight):
+        self.address = address
+        self.weight = weight
+        self.healthy = True
+        self.active = 0
+        self.current = 0  # smooth weighted round-robin state
+        self._streak = 0  # consecutive results against the current health
+
+    def record(self, ok, healthy_threshold, unhealthy_threshold):
+        """Count one check; flip health after enough results in a row."""
+        if ok == self.healthy:
+            self._streak = 0
+            return
+        self._streak += 1
+        if self._streak >= (healthy_threshold if ok else unhealthy_threshold):
+            self.healthy, self._streak = ok, 0
+            log.info("origin {address} is now {state}", address=self.address,
+                     state="healthy" if ok else "unhealthy")
+
+
+def _round_robin(backends, client_ip):
+    """Smooth weighted round-robin (as nginx): even spread, weights respected."""
+    total = sum(b.weight for b in backends)
+    for backend in backends:
+        backend.current += backend.weight
+    best = max(backends, key=lambda b: b.current)
+    best.current -= total
+    return best
+
+
+def _least_connections(backends, client_ip):
+    return min(backends, key=lambda b: b.active / b.weight)
+
+
+def _source_hash(backends, client_ip):
+    slots = [b for b in backends for _ in range(b.weight)]
+    return slots[zlib.crc32(client_ip.encode()) % len(slots)]
+
+
+ALGORITHMS = {
+    "round_robin": _round_robin,
+    "least_connections": _least_connections,
+    "source_hash": _source_hash,
+}
+
+
+class LoadBalancer:
+    """Weighted origins chosen by the declared algorithm among healthy ones.
+
+    When every origin is unhealthy all of them are candidates again (as nginx
+    does): a wrong health verdict should not turn into a certain failure.
+    """
+
+    def __init__(self, spec, hosts):
+        self.backends = [Backend(o["address"], o["weight"]) for o in spec["origins"]]
+        self.health_check = spec["health_check"]
+        self._choose = ALGORITHMS[spec["algorithm"]]
+        self._hosts = hosts
+
+    def pick(self, client_ip):
+        candidates = [b for b in self.backends if b.healthy] or self.backends
+        backend = self._choose(candidates, client_ip)
+        backend.active += 1
+        release = _once(lambda: setattr(backend, "active", backend.active - 1))
+        d = self._hosts.resolve(backend.address)
+        d.addErrback(_release_on_failure, release)
+        return d.addCallback(Lease, release)
+
+
+def _release_on_failure(failure, release):
+    release()
+    return failure
+
+
+def _once(function):
+    called = []
+
+    def wrapper():
+        if not called:
+            called.append(True)
+            function()
+
+    return wrapper
+
+
+class _Probe(protocol.Protocol):
+    def connectionMade(self):
+        self.transport.abortConnection()
+
+
+class _ProbeFactory(protocol.ClientFactory):
+    """A TCP connect check: success is an accepted connection."""
+
+    protocol = _Probe
+
+    def __init__(self):
+        self.result = defer.Deferred()
+
+    def buildProtocol(self, addr):
+        self.result.callback(True)
+        return protocol.ClientFactory.buildProtocol(self, addr)
+
+    def clientConnectionFailed(self, connector, reason):
+        self.result.callback(False)
+
+
+class HealthChecker:
+    """Active TCP checks of a load balancer's origins on one origin port.
+
+    Health is kept per origin address, so it is probed on one port: the
+    lowest origin port any rule maps to this load balancer.
+    """
+
+    def __init__(self, reactor, balancer, port, hosts):
+        self._reactor = reactor
+        self._balancer = balancer
+        self._port = port
+        self._hosts = hosts
+        self._pending = set()
+        self._loop = LoopingCall(self.check_all)
+        self._loop.clock = reactor
+
+    def start(self):
+        self._loop.start(self._balancer.health_check["interval"], now=True)
+
+    def stop(self):
+        if self._loop.running:
+            self._loop.stop()
+
+    def check_all(self):
+        for backend in self._balancer.backends:
+            if backend not in self._pending:
+                self._pending.add(backend)
+                self._check(backend).addBoth(lambda _, b=backend: self._pending.discard(b))
+
+    def _check(self, backend):
+        spec = self._balancer.health_check
+        d = self._hosts.resolve(backend.address)
+        d.addCallback(self._connect, spec["timeout"])
+        d.addErrback(lambda _: False)
+        d.addCallback(backend.record, spec["healthy_threshold"], spec["unhealthy_threshold"])
+        return d
+
+    def _connect(self, ip, timeout):
+        factory = _ProbeFactory()
+        self._reactor.connectTCP(ip, self._port, factory, timeout=timeout)
+        return factory.result

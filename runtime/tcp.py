@@ -1,0 +1,198 @@
+# -*- test-case-name: tests.runtime.test_tcp -*-
+"""The TCP relay: one client leg, one origin leg, bytes both ways.
+
+Shaped like twisted.protocols.portforward: the client leg stops reading until
+the origin answers, then each transport is registered as the producer of the
+other, so a slow reader on either side pauses the opposite socket instead of
+growing a buffer. Both legs are half-closeable: a FIN from one side becomes a
+write shutdown towards the other.
+"""
+
+from twisted.internet import defer, protocol
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
+
+from l4plan.runtime import proxy_header
+
+log = Logger()
+
+
+@implementer(IHalfCloseableProtocol)
+class _Leg(protocol.Protocol):
+    """One side of a relay; C{peer} is the other side once both exist."""
+
+    peer = None
+    _read_closed = False
+    _write_closed = False
+
+    def readConnectionLost(self):
+        if self._read_closed:  # reading may resume after EOF: report it once
+            return
+        self._read_closed = True
+        if self.peer is not None:
+            self.peer.transport.loseWriteConnection()
+        self._close_when_both_halves_done()
+
+    def writeConnectionLost(self):
+        self._write_closed = True
+        self._close_when_both_halves_done()
+
+    def _close_when_both_halves_done(self):
+        if self._read_closed and self._write_closed:
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        if self.peer is not None:
+            self.peer.transport.loseConnection()
+
+
+class OriginLeg(_Leg):
+    """The connection to the origin; everything it reads goes to the client."""
+
+    def connectionMade(self):
+        self.peer.origin_connected(self)
+
+    def dataReceived(self, data):
+        self.peer.rule.counters.bytes_out += len(data)
+        self.peer.resetTimeout()
+        self.peer.transport.write(data)
+
+
+class OriginLegFactory(protocol.ClientFactory):
+    """Connects one client leg to its origin; a failure closes the client."""
+
+    def __init__(self, client_leg):
+        self.client_leg = client_leg
+
+    def buildProtocol(self, addr):
+        leg = OriginLeg()
+        leg.peer = self.client_leg
+        return leg
+
+    def clientConnectionFailed(self, connector, reason):
+        self.client_leg.origin_failed(reason)
+
+
+class ClientLeg(_Leg, TimeoutMixin):
+    """An accepted client connection; C{rule} is fixed when it is accepted."""
+
+    rule = None
+    lease = None
+    _connector = None
+    _closed = False
+
+    def connectionMade(self):
+        self.rule = self.factory.route.rule
+        reason = self.factory.admit(self)
+        if reason is not None:
+            setattr(self.rule.counters, reason, getattr(self.rule.counters, reason) + 1)
+            self.transport.abortConnection()
+            return
+        self.transport.pauseProducing()
+        self.callLater = self.factory.reactor.callLater
+        self.setTimeout(self.factory.idle_timeout)
+        port = self.factory.route.next_origin_port()
+        d = self.rule.origin.pick(self.transport.getPeer().host)
+        d.addCallbacks(self._connect, self.origin_failed, callbackArgs=(port,))
+
+    def _connect(self, lease, port):
+        self.lease = lease
+        if self._closed:
+            lease.release()
+            return
+        self._connector = self.factory.reactor.connectTCP(
+            lease.host, port, OriginLegFactory(self), timeout=self.factory.connect_timeout
+        )
+
+    def origin_failed(self, reason):
+        """The origin could not be resolved or reached: count it, close the client."""
+        self.rule.counters.origin_failures += 1
+        log.info("{rule}: origin failed: {reason}", rule=self.rule.key, reason=reason.getErrorMessage())
+        self.transport.loseConnection()
+
+    def origin_connected(self, origin):
+        """Send the passthrough header first, then wire the two legs together."""
+        if self._closed:
+            origin.transport.loseConnection()
+            return
+        self.peer = origin
+        client, edge = self.transport.getPeer(), self.transport.getHost()
+        header = proxy_header.for_tcp(self.rule.passthrough, (client.host, client.port), (edge.host, edge.port))
+        if header:
+            origin.transport.write(header)
+        if self.rule.keepalive:
+            self.transport.setTcpKeepAlive(1)
+            origin.transport.setTcpKeepAlive(1)
+        self.transport.registerProducer(origin.transport, True)
+        origin.transport.registerProducer(self.transport, True)
+        self.transport.resumeProducing()
+
+    def dataReceived(self, data):
+        self.rule.counters.bytes_in += len(data)
+        self.resetTimeout()
+        self.peer.transport.write(data)
+
+    def timeoutConnection(self):
+        self.abort()
+
+    def abort(self):
+        """Close both legs now, pending bytes dropped (idle, or drain expired)."""
+        if self.peer is not None:
+            self.peer.transport.abortConnection()
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason):
+        self._closed = True
+        self.setTimeout(None)
+        if self._connector is not None and self.peer is None:
+            self._connector.stopConnecting()
+        if self.lease is not None:
+            self.lease.release()
+        self.factory.release(self)
+        _Leg.connectionLost(self, reason)
+
+
+class RelayFactory(protocol.ServerFactory):
+    """One TCP listener: its route, timeouts, limit and live connections."""
+
+    protocol = ClientLeg
+
+    def __init__(self, route, reactor, connect_timeout, idle_timeout, max_connections):
+        self.route = route
+        self.reactor = reactor
+        self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.connections = set()
+        self._idle_waiters = []
+
+    def admit(self, leg):
+        """None to accept C{leg}, else the counter naming why it is turned away."""
+        rule = leg.rule
+        if rule.acl is not None and not rule.acl.allows(leg.transport.getPeer().host):
+            return "denied"
+        if rule.counters.active >= self.max_connections:
+            return "refused"
+        rule.counters.opened += 1
+        rule.counters.active += 1
+        self.connections.add(leg)
+        return None
+
+    def release(self, leg):
+        if leg in self.connections:
+            self.connections.discard(leg)
+            leg.rule.counters.active -= 1
+            if not self.connections:
+                waiters, self._idle_waiters = self._idle_waiters, []
+                for d in waiters:
+                    d.callback(None)
+
+    def wait_idle(self):
+        """A Deferred that fires when no connection of this listener is left."""
+        if not self.connections:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._idle_waiters.append(d)
+        return d

@@ -1,0 +1,199 @@
+"""The TCP relay's protocols, driven in memory (no sockets)."""
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.error import ConnectionRefusedError, TimeoutError
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+
+from l4plan.runtime import proxy_header
+from l4plan.runtime.acl import AccessList
+from l4plan.runtime.metrics import RuleCounters
+from l4plan.runtime.origins import FixedOrigin
+from l4plan.runtime.routes import Route, Rule
+from l4plan.runtime.tcp import RelayFactory
+
+CLIENT = IPv4Address("TCP", "198.51.100.1", 40000)
+EDGE = IPv4Address("TCP", "127.0.0.1", 7000)
+
+
+class Transport(StringTransport):
+    """A StringTransport that also records half-close and keepalive."""
+
+    write_closed = False
+    keepalive = 0
+
+    def loseWriteConnection(self):
+        self.write_closed = True
+
+    def setTcpKeepAlive(self, enabled):
+        self.keepalive = enabled
+
+
+def relay(passthrough="off", acl=None, keepalive=False, max_connections=10, ports=(17000,)):
+    rule = Rule("app/tcp/7000", "tcp", passthrough, keepalive, acl, FixedOrigin("192.0.2.9"), RuleCounters())
+    reactor = MemoryReactorClock()
+    factory = RelayFactory(Route(rule, ports), reactor, connect_timeout=5, idle_timeout=60,
+                           max_connections=max_connections)
+    return reactor, factory, rule.counters
+
+
+def accept(factory, client=CLIENT, edge=EDGE):
+    leg = factory.buildProtocol(client)
+    transport = Transport(hostAddress=edge, peerAddress=client)
+    leg.makeConnection(transport)
+    return leg, transport
+
+
+def connect_origin(reactor, index=0):
+    origin = reactor.tcpClients[index][2].buildProtocol(None)
+    transport = Transport()
+    origin.makeConnection(transport)
+    return origin, transport
+
+
+def test_client_paused_until_origin_connects():
+    """The client leg reads nothing until its origin connection exists."""
+    reactor, factory, _ = relay()
+    _, client_t = accept(factory)
+    assert client_t.producerState == "paused"
+    host, port, _, timeout, _ = reactor.tcpClients[0]
+    assert (host, port, timeout) == ("192.0.2.9", 17000, 5)
+    connect_origin(reactor)
+    assert client_t.producerState == "producing"
+
+
+def test_producers_registered_both_ways():
+    """Each transport is the streaming producer of the other: backpressure both ways."""
+    reactor, factory, _ = relay()
+    _, client_t = accept(factory)
+    _, origin_t = connect_origin(reactor)
+    assert client_t.producer is origin_t and client_t.streaming
+    assert origin_t.producer is client_t and origin_t.streaming
+    origin_t.producer.pauseProducing()  # what a full origin write buffer does
+    assert client_t.producerState == "paused"
+    client_t.producer.pauseProducing()  # a slow client pauses the origin's reads
+    assert origin_t.producerState == "paused"
+
+
+def test_bytes_relayed_and_counted():
+    """Bytes go through unchanged in both directions and are counted."""
+    reactor, factory, counters = relay()
+    client, client_t = accept(factory)
+    origin, origin_t = connect_origin(reactor)
+    client.dataReceived(b"hello")
+    origin.dataReceived(b"world!")
+    assert origin_t.value() == b"hello"
+    assert client_t.value() == b"world!"
+    assert (counters.bytes_in, counters.bytes_out, counters.opened, counters.active) == (5, 6, 1, 1)
+
+
+def test_proxy_v2_header_first_and_once():
+    """The v2 header is the first thing the origin gets, sent once."""
+    reactor, factory, _ = relay("proxy_protocol_v2")
+    client, _ = accept(factory)
+    _, origin_t = connect_origin(reactor)
+    client.dataReceived(b"payload")
+    client.dataReceived(b"more")
+    header = proxy_header.v2(("198.51.100.1", 40000), ("127.0.0.1", 7000), "tcp")
+    assert origin_t.value() == header + b"payloadmore"
+
+
+def test_proxy_v1_header_tcp6():
+    """A client on the IPv6 listener is announced as TCP6 in v1."""
+    reactor, factory, _ = relay("proxy_protocol_v1")
+    accept(factory, IPv6Address("TCP", "2001:db8::5", 50000), IPv6Address("TCP", "::1", 7000))
+    _, origin_t = connect_origin(reactor)
+    assert origin_t.value() == b"PROXY TCP6 2001:db8::5 ::1 50000 7000\r\n"
+
+
+def test_half_close_forwarded_each_way():
+    """A FIN from one side shuts down writing towards the other side only."""
+    reactor, factory, _ = relay()
+    client, client_t = accept(factory)
+    origin, origin_t = connect_origin(reactor)
+    client.readConnectionLost()
+    assert origin_t.write_closed and not origin_t.disconnecting
+    origin.dataReceived(b"late reply")
+    assert client_t.value() == b"late reply"
+    origin.readConnectionLost()
+    assert client_t.write_closed
+    client.writeConnectionLost()
+    assert client_t.disconnecting
+
+
+def test_idle_timeout_aborts_both_legs():
+    """Without traffic for idle_timeout seconds both legs are aborted."""
+    reactor, factory, _ = relay()
+    client, client_t = accept(factory)
+    origin, origin_t = connect_origin(reactor)
+    reactor.advance(59)
+    origin.dataReceived(b"x")  # traffic either way resets the timer
+    reactor.advance(59)
+    assert not client_t.disconnecting
+    reactor.advance(1)
+    assert client_t.disconnected and origin_t.disconnected
+
+
+def test_connect_failure_closes_client_and_counts():
+    """An origin that times out or refuses closes the client leg and is counted."""
+    reactor, factory, counters = relay()
+    _, client_t = accept(factory)
+    reactor.tcpClients[0][2].clientConnectionFailed(None, Failure(TimeoutError()))
+    assert client_t.disconnecting
+    assert counters.origin_failures == 1
+
+
+def test_connection_limit_per_rule():
+    """Connections beyond the rule's limit are closed at once and counted as refused."""
+    _, factory, counters = relay(max_connections=2)
+    accept(factory)
+    accept(factory)
+    _, third = accept(factory)
+    assert third.disconnected
+    assert (counters.opened, counters.active, counters.refused) == (2, 2, 1)
+
+
+def test_connection_lost_releases_slot():
+    """A closed connection frees its slot and its origin leg is closed."""
+    reactor, factory, counters = relay()
+    client, _ = accept(factory)
+    _, origin_t = connect_origin(reactor)
+    client.connectionLost(Failure(ConnectionRefusedError()))
+    assert counters.active == 0 and not factory.connections
+    assert origin_t.disconnecting
+    assert factory.wait_idle().called
+
+
+def test_acl_deny_closes_at_once():
+    """A denied client is aborted before any origin connection is tried."""
+    acl = AccessList([{"name": "x", "action": "deny", "sources": ["198.51.100.0/24"], "priority": 1}])
+    reactor, factory, counters = relay(acl=acl)
+    _, client_t = accept(factory)
+    assert client_t.disconnected and reactor.tcpClients == []
+    assert (counters.denied, counters.opened) == (1, 0)
+
+
+def test_keepalive_on_both_legs():
+    """keepalive_protection turns on TCP keepalive on the client and origin legs."""
+    reactor, factory, _ = relay(keepalive=True)
+    _, client_t = accept(factory)
+    _, origin_t = connect_origin(reactor)
+    assert client_t.keepalive == 1 and origin_t.keepalive == 1
+
+
+def test_origin_port_round_robin():
+    """An edge port with several origin ports spreads new connections over them."""
+    reactor, factory, _ = relay(ports=(17000, 17001, 17002))
+    for _ in range(4):
+        accept(factory)
+    assert [c[1] for c in reactor.tcpClients] == [17000, 17001, 17002, 17000]
+
+
+def test_wait_idle_fires_when_last_connection_ends():
+    """Draining waits for the listener's last connection."""
+    reactor, factory, _ = relay()
+    client, _ = accept(factory)
+    waiting = factory.wait_idle()
+    assert not waiting.called
+    client.connectionLost(Failure(ConnectionRefusedError()))
+    assert waiting.called
