@@ -163,7 +163,7 @@ class State:
         if kind != resource.type:
             raise InvalidAddress(
                 f"cannot move {source} to {destination}: "
-                f"a {resource.type} can only move to a {resource.type}.NAME address"
+                f"a resource keeps its type, so TO must be {resource.type}.NAME"
             )
         if destination in self.resources:
             raise ResourceExists(

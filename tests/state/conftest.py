@@ -1,0 +1,31 @@
+"""Fixtures for the state tests: a state path and subprocesses that are always reaped."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture
+def state_path(tmp_path):
+    return tmp_path / "l4plan.state.json"
+
+
+@pytest.fixture
+def spawn():
+    """Start a Python subprocess; every one is killed and reaped after the test."""
+    started = []
+
+    def start(code, *args, **kwargs):
+        kwargs.setdefault("stdin", subprocess.PIPE)
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        process = subprocess.Popen([sys.executable, "-c", code, *args], text=True, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.communicate(timeout=10)
+
