@@ -1,0 +1,134 @@
+# -*- test-case-name: tests.runtime.test_udp -*-
+"""The UDP relay: one session per client (address, port).
+
+The edge listener's L{UdpRelay} keeps the session table; each L{UdpSession}
+owns a connected socket towards its origin, so replies are matched to the
+client by the socket they arrive on and sent back from the edge port.
+"""
+
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from l4plan.runtime import proxy_header
+
+log = Logger()
+
+PENDING_LIMIT = 64  # datagrams kept while the origin's address is looked up
+
+
+class UdpSession(DatagramProtocol):
+    """A client's flow: datagrams out with their header, replies back."""
+
+    lease = None
+    closed = False
+
+    def __init__(self, relay, client, rule, origin_port):
+        self.relay = relay
+        self.client = client
+        self.rule = rule
+        self.origin_port = origin_port
+        edge = relay.transport.getHost()
+        self.header = proxy_header.for_udp(rule.passthrough, client, (edge.host, edge.port))
+        self._pending = []
+        self._port = None
+        self._timer = None
+
+    def start(self):
+        self._timer = self.relay.reactor.callLater(self.relay.idle_timeout, self.close)
+        d = self.rule.origin.pick(self.client[0])
+        d.addCallbacks(self._open, self._failed)
+
+    def _open(self, lease):
+        self.lease = lease
+        if self.closed:
+            lease.release()
+            return
+        interface = "::" if ":" in lease.host else "0.0.0.0"
+        self._port = self.relay.reactor.listenUDP(0, self, interface=interface)
+        self.transport.connect(lease.host, self.origin_port)
+        pending, self._pending = self._pending, []
+        for datagram in pending:
+            self.transport.write(datagram)
+
+    def _failed(self, reason):
+        self.rule.counters.origin_failures += 1
+        log.info("{rule}: origin failed: {reason}", rule=self.rule.key, reason=reason.getErrorMessage())
+        self.close()
+
+    def send(self, data):
+        """A datagram from the client, towards the origin."""
+        self.rule.counters.bytes_in += len(data)
+        self._timer.reset(self.relay.idle_timeout)
+        if self._port is None:
+            if len(self._pending) < PENDING_LIMIT:
+                self._pending.append(self.header + data)
+            return
+        self.transport.write(self.header + data)
+
+    def datagramReceived(self, data, addr):
+        """A reply from the origin, back to the client from the edge port."""
+        if self.rule.passthrough == "simple_proxy_protocol":
+            data = proxy_header.strip_spp(data)
+        self.rule.counters.bytes_out += len(data)
+        self._timer.reset(self.relay.idle_timeout)
+        self.relay.transport.write(data, self.client)
+
+    def connectionRefused(self):
+        self.rule.counters.origin_failures += 1
+
+    def close(self):
+        """End the session: its socket, its lease and its table entry."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer.active():
+            self._timer.cancel()
+        if self._port is not None:
+            self._port.stopListening()
+        if self.lease is not None:
+            self.lease.release()
+        self.relay.session_closed(self)
+
+
+class UdpRelay(DatagramProtocol):
+    """One UDP listener: its route, the session table and the session cap."""
+
+    def __init__(self, route, reactor, idle_timeout, max_sessions):
+        self.route = route
+        self.reactor = reactor
+        self.idle_timeout = idle_timeout
+        self.max_sessions = max_sessions
+        self.sessions = {}
+
+    def datagramReceived(self, data, addr):
+        session = self.sessions.get(addr)
+        if session is None:
+            session = self._open(addr)
+            if session is None:
+                return
+        session.send(data)
+
+    def _open(self, client):
+        rule = self.route.rule
+        if rule.acl is not None and not rule.acl.allows(client[0]):
+            rule.counters.denied += 1
+            return None
+        if rule.counters.active >= self.max_sessions:
+            rule.counters.refused += 1
+            return None
+        session = UdpSession(self, client, rule, self.route.next_origin_port())
+        self.sessions[client] = session
+        rule.counters.opened += 1
+        rule.counters.active += 1
+        session.start()
+        return session
+
+    def session_closed(self, session):
+        if self.sessions.get(session.client) is session:
+            del self.sessions[session.client]
+            session.rule.counters.active -= 1
+
+    def close_all(self):
+        """End every session (the edge socket is going away: replies could not leave)."""
+        for session in list(self.sessions.values()):
+            session.close()

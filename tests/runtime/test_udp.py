@@ -1,0 +1,185 @@
+"""The UDP relay's protocols, driven in memory (no sockets)."""
+
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock
+
+from l4plan.runtime import proxy_header
+from l4plan.runtime.acl import AccessList
+from l4plan.runtime.metrics import RuleCounters
+from l4plan.runtime.origins import FixedOrigin, Lease
+from l4plan.runtime.routes import Route, Rule
+from l4plan.runtime.udp import PENDING_LIMIT, UdpRelay
+
+CLIENT = ("198.51.100.1", 40000)
+
+
+class DatagramTransport:
+    """Records datagrams, the connected address and whether it was closed."""
+
+    def __init__(self, host=("127.0.0.1", 5300)):
+        self.written = []
+        self.connected_to = None
+        self.stopped = False
+        self._host = host
+
+    def write(self, datagram, addr=None):
+        self.written.append((datagram, addr))
+
+    def connect(self, host, port):
+        self.connected_to = (host, port)
+
+    def getHost(self):
+        return IPv4Address("UDP", *self._host)
+
+    def stopListening(self):
+        self.stopped = True
+
+
+class UdpReactor(MemoryReactorClock):
+    """MemoryReactorClock plus listenUDP handing out L{DatagramTransport}s."""
+
+    def __init__(self):
+        super().__init__()
+        self.udp_ports = []
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        transport = DatagramTransport()
+        self.udp_ports.append((interface, protocol, transport))
+        protocol.makeConnection(transport)
+        return transport
+
+
+class SlowOrigin:
+    """An origin whose address is known only when the test says so."""
+
+    def __init__(self):
+        self.waiting = defer.Deferred()
+
+    def pick(self, client_ip):
+        return self.waiting
+
+
+def relay(passthrough="off", acl=None, max_sessions=10, origin=None, ports=(5300,)):
+    origin = origin or FixedOrigin("192.0.2.9")
+    rule = Rule("app/udp/53", "udp", passthrough, False, acl, origin, RuleCounters())
+    reactor = UdpReactor()
+    edge = UdpRelay(Route(rule, ports), reactor, idle_timeout=30, max_sessions=max_sessions)
+    edge_transport = DatagramTransport(("127.0.0.1", 53))
+    edge.makeConnection(edge_transport)
+    return reactor, edge, edge_transport, rule.counters
+
+
+def test_session_has_own_connected_socket():
+    """A new client gets a socket of its own, connected to the mapped origin."""
+    reactor, edge, _, counters = relay()
+    edge.datagramReceived(b"query", CLIENT)
+    interface, _, origin_t = reactor.udp_ports[0]
+    assert interface == "0.0.0.0"
+    assert origin_t.connected_to == ("192.0.2.9", 5300)
+    assert origin_t.written == [(b"query", None)]
+    assert (counters.opened, counters.active, counters.bytes_in) == (1, 1, 5)
+
+
+def test_same_client_reuses_session():
+    """Datagrams from the same (address, port) share one session."""
+    reactor, edge, _, counters = relay()
+    edge.datagramReceived(b"a", CLIENT)
+    edge.datagramReceived(b"b", CLIENT)
+    edge.datagramReceived(b"c", ("198.51.100.1", 40001))
+    assert len(reactor.udp_ports) == 2
+    assert reactor.udp_ports[0][2].written == [(b"a", None), (b"b", None)]
+    assert counters.opened == 2
+
+
+def test_reply_goes_back_from_edge():
+    """An origin's reply leaves through the edge socket to the client."""
+    reactor, edge, edge_t, counters = relay()
+    edge.datagramReceived(b"q", CLIENT)
+    session = reactor.udp_ports[0][1]
+    session.datagramReceived(b"answer", ("192.0.2.9", 5300))
+    assert edge_t.written == [(b"answer", CLIENT)]
+    assert counters.bytes_out == 6
+
+
+def test_v2_header_on_every_datagram():
+    """PROXY v2 (UDP family) goes before every datagram of the session."""
+    reactor, edge, _, _ = relay("proxy_protocol_v2")
+    edge.datagramReceived(b"one", CLIENT)
+    edge.datagramReceived(b"two", CLIENT)
+    header = proxy_header.v2(CLIENT, ("127.0.0.1", 53), "udp")
+    assert header[13] == 0x12
+    assert reactor.udp_ports[0][2].written == [(header + b"one", None), (header + b"two", None)]
+
+
+def test_spp_header_added_and_stripped_from_replies():
+    """SPP goes before each datagram; a reply's SPP header never reaches the client."""
+    reactor, edge, edge_t, _ = relay("simple_proxy_protocol")
+    edge.datagramReceived(b"ping", CLIENT)
+    header = proxy_header.spp(CLIENT, ("127.0.0.1", 53))
+    assert reactor.udp_ports[0][2].written == [(header + b"ping", None)]
+    session = reactor.udp_ports[0][1]
+    session.datagramReceived(header + b"pong", ("192.0.2.9", 5300))
+    session.datagramReceived(b"bare", ("192.0.2.9", 5300))
+    assert edge_t.written == [(b"pong", CLIENT), (b"bare", CLIENT)]
+
+
+def test_idle_timeout_ends_session():
+    """A session without traffic for idle_timeout closes its socket and frees its slot."""
+    reactor, edge, _, counters = relay()
+    edge.datagramReceived(b"q", CLIENT)
+    origin_t = reactor.udp_ports[0][2]
+    reactor.advance(29)
+    reactor.udp_ports[0][1].datagramReceived(b"r", ("192.0.2.9", 5300))
+    reactor.advance(29)
+    assert not origin_t.stopped
+    reactor.advance(1)
+    assert origin_t.stopped and edge.sessions == {} and counters.active == 0
+
+
+def test_session_cap_per_rule():
+    """Datagrams of clients beyond the session cap are dropped and counted."""
+    reactor, edge, _, counters = relay(max_sessions=1)
+    edge.datagramReceived(b"a", CLIENT)
+    edge.datagramReceived(b"b", ("198.51.100.2", 1))
+    assert len(reactor.udp_ports) == 1
+    assert (counters.refused, counters.active) == (1, 1)
+
+
+def test_acl_drops_denied_datagrams():
+    """A denied client's datagrams are dropped and counted, no session made."""
+    acl = AccessList([{"name": "x", "action": "deny", "sources": ["198.51.100.1/32"], "priority": 1}])
+    reactor, edge, _, counters = relay(acl=acl)
+    edge.datagramReceived(b"a", CLIENT)
+    edge.datagramReceived(b"b", CLIENT)
+    assert reactor.udp_ports == [] and counters.denied == 2
+
+
+def test_datagrams_wait_for_origin_address():
+    """Datagrams that arrive while the origin is resolved are sent once it is known."""
+    origin = SlowOrigin()
+    reactor, edge, _, _ = relay(origin=origin)
+    for n in range(PENDING_LIMIT + 5):
+        edge.datagramReceived(b"%d" % n, CLIENT)
+    assert reactor.udp_ports == []
+    origin.waiting.callback(Lease("2001:db8::9"))
+    interface, _, origin_t = reactor.udp_ports[0]
+    assert interface == "::"
+    assert len(origin_t.written) == PENDING_LIMIT
+    assert origin_t.written[0] == (b"0", None)
+
+
+def test_origin_port_round_robin_per_session():
+    """An edge port with an origin range spreads new sessions over it."""
+    reactor, edge, _, _ = relay(ports=(5300, 5301))
+    for port in range(3):
+        edge.datagramReceived(b"q", ("198.51.100.1", port + 1))
+    assert [t.connected_to[1] for _, _, t in reactor.udp_ports] == [5300, 5301, 5300]
+
+
+def test_close_all_ends_sessions():
+    """Stopping a listener ends its sessions."""
+    reactor, edge, _, counters = relay()
+    edge.datagramReceived(b"a", CLIENT)
+    edge.close_all()
+    assert reactor.udp_ports[0][2].stopped and counters.active == 0
