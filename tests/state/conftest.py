@@ -26,6 +26,10 @@ def spawn():
 
     yield start
     for process in started:
-        process.kill()
-        process.communicate(timeout=10)
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe:
+                pipe.close()
 
