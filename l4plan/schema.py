@@ -110,7 +110,9 @@ def _enum_message(error):
 
 def _required_message(error):
     missing = error.message.split("'")[1]
-    return f'missing required attribute "{missing}"', f'Add {missing} = … to this block.'
+    if missing in ("rule", "origin"):
+        return f'missing "{missing}" block', f"Add at least one {missing} {{ … }} block."
+    return f'missing required attribute "{missing}"', f"Add {missing} = … to this block."
 
 
 def _items_message(error):

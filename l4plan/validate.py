@@ -51,7 +51,7 @@ def validate_document(document):
     diagnostics, broken = check_structure(document)
     checker = _Checker(document, broken)
     config = checker.build()
-    diagnostics = diagnostics + checker.diagnostics
+    diagnostics = sorted(diagnostics + checker.diagnostics, key=lambda d: (d.filename, d.line, d.column))
     return (None if errors_of(diagnostics) else config), diagnostics
 
 

@@ -37,7 +37,8 @@ def load_hcl(text, filename):
 
 def _syntax_diagnostic(error, filename):
     found = getattr(error, "token", None)
-    what = f"unexpected {str(found).strip()!r}" if found is not None and str(found).strip() else "unexpected input"
+    text = str(found).strip().splitlines()[0] if found is not None and str(found).strip() else ""
+    what = f'unexpected "{text}"' if text else "unexpected end of input"
     return Diagnostic(
         f"invalid HCL syntax: {what}",
         "Check the brackets, quotes and '=' signs on this line and the one before it.",
@@ -115,6 +116,7 @@ def _locate_body(body, path, filename, positions):
                 index = counts.get(block_type, 0)
                 counts[block_type] = index + 1
                 key = path + (block_type, index) if block_type in REPEATED_BLOCKS else path + (block_type,)
+                positions.setdefault(path + (block_type,), _position(node, filename))
             else:
                 key = (block_type, *labels)
             positions[key] = _position(node, filename)

@@ -174,12 +174,12 @@ def _lookup(expression, path, values, document, diagnostics):
         return None
     name = match.group(1)
     if name not in values:
-        known = ", ".join(sorted(values)) or "none declared"
+        known = f"declared: {', '.join(sorted(values))}" if values else "no variables are declared"
         diagnostics.append(
             document.diagnostic(
                 path,
                 f'unknown variable "var.{name}"',
-                f'Declare it with variable "{name}" {{ default = … }} (declared: {known}).',
+                f'Declare it with variable "{name}" {{ default = … }} ({known}).',
             )
         )
         return None

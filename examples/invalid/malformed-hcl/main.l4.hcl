@@ -1,0 +1,10 @@
+site "example.com" {
+  plan = "enterprise"
+}
+
+application "game" {
+  domain = "game.example.com"
+  rule {
+    protocol = 
+  }
+}

@@ -1,0 +1,7 @@
+site "example.com" {
+  plan = "enterprise"
+}
+
+application "game" {
+  domain = "game.example.com"
+}

@@ -1,0 +1,14 @@
+site "example.com" {
+  plan = "enterprise"
+}
+
+application "game" {
+  domain = "game.example.com"
+
+  rule {
+    protocol    = "tcp"
+    edge_port   = "7010-7000"
+    origin      = "192.0.2.10"
+    origin_port = "17000"
+  }
+}

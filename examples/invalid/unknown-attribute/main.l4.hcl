@@ -1,0 +1,15 @@
+site "example.com" {
+  plan = "enterprise"
+}
+
+application "game" {
+  domain = "game.example.com"
+  ipv7 = true
+
+  rule {
+    protocol    = "tcp"
+    edge_port   = "7000"
+    origin      = "192.0.2.10"
+    origin_port = "17000"
+  }
+}

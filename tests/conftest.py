@@ -1,0 +1,39 @@
+"""Fixtures shared by the whole suite."""
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from l4plan.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture
+def cli():
+    """Run ``l4plan ARGS`` in-process; the working directory is restored after."""
+
+    def run(*args, input=None):
+        cwd = os.getcwd()
+        try:
+            return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+        finally:
+            os.chdir(cwd)
+
+    return run
+
+
+@pytest.fixture
+def write_config(tmp_path, monkeypatch):
+    """Write ``{filename: text}`` into a fresh configuration directory, made the working directory."""
+    monkeypatch.chdir(tmp_path)
+
+    def write(files):
+        for name, text in files.items():
+            (tmp_path / name).write_text(text)
+        return tmp_path
+
+    return write
