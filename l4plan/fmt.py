@@ -112,11 +112,21 @@ def unified_diff(path, before: str, after: str) -> str:
 
 def _parse(text, filename):
     try:
-        return hcl2.parses_to_tree(text)
+        tree = hcl2.parses_to_tree(text)
     except UnexpectedInput as error:
         raise FormatError(
             filename, error.line, error.column, _syntax_message(error)
         ) from None
+    for block in tree.find_data("block"):
+        *head, brace, _, _ = block.children
+        if head[-1].data == _GAP:  # HCL forbids it; python-hcl2 reads a label
+            raise FormatError(
+                filename,
+                brace.line,
+                brace.column,
+                "a block's '{' must be on the same line as its labels",
+            )
+    return tree
 
 
 def _syntax_message(error):
@@ -304,20 +314,14 @@ def _body_row(node, src, indent):
 def _block(node, src, indent):
     """``type "label" {`` with the body indented below, or ``type {}``."""
     *head, _, body, _ = node.children
-    labels = [_verbatim(part, src) for part in head if part.data != _GAP]
-    before_brace = [c for part in head if part.data == _GAP for c in _comments(part)]
+    labels = [_verbatim(part, src) for part in head]
     opener, rows = _rows(body.children, src, _body_row, indent + INDENT)
-    opener = before_brace + opener
     header = " ".join(labels) + " {"
     if not rows and not opener:
         return header + "}"
     lines = [_with_comments(header, opener)]
     lines += _emit(rows, indent + INDENT)
     return "\n".join(lines + [indent + "}"])
-
-
-def _comments(gap):
-    return [event for event in _events(gap.children) if event is not _NEWLINE]
 
 
 def _value(node, src, indent):
