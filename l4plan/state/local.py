@@ -211,7 +211,8 @@ def _keep_mode(path, temporary):
 def _keep_backup(path):
     """Make ``.backup`` the current file, itself by an atomic rename."""
     backup = backup_path(path)
-    temporary = f"{backup}.{uuid.uuid4().hex}.tmp"
+    directory, name = os.path.split(backup)
+    temporary = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
     try:
         _link_or_copy(path, temporary)
         os.replace(temporary, backup)

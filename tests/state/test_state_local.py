@@ -279,3 +279,34 @@ def test_schema_address_patterns_match_python():
         in_python = kind in NAME_PATTERNS and bool(NAME_PATTERNS[kind].fullmatch(name))
         in_schema = any(re.search(p, sample) for p in patterns)
         assert in_python == in_schema, sample
+
+
+def test_failed_write_keeps_old_state_and_cleans_up(state_path, monkeypatch):
+    """A write that fails before its rename leaves the old file and no temporaries."""
+    first_write(state_path, app("game"))
+    content = state_path.read_bytes()
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("l4plan.state.local.os.fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_state(state_path, read_state(state_path).with_resources([app("chat")]))
+    monkeypatch.undo()
+    assert state_path.read_bytes() == content
+    assert os.listdir(state_path.parent) == ["l4plan.state.json"]
+
+
+def test_backup_is_copied_where_hard_links_fail(state_path, monkeypatch):
+    """On a file system without hard links the backup is a copy of the old file."""
+    first_write(state_path, app("game"))
+    content = state_path.read_bytes()
+
+    def no_links(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("l4plan.state.local.os.link", no_links)
+    write_state(state_path, read_state(state_path).with_resources([app("chat")]))
+    with open(backup_path(state_path), "rb") as backup:
+        assert backup.read() == content
+    assert sorted(os.listdir(state_path.parent)) == ["l4plan.state.json", "l4plan.state.json.backup"]
