@@ -62,7 +62,8 @@ def drift(state_resources, refreshed_resources, kinds=READ_KINDS):
         _change(a, state.get(a), observed.get(a), DRIFT_REASONS, forces={})
         for a in sorted(state.keys() | observed.keys())
     )
-    return tuple(c for c in changes if c.action is not Action.NO_OP)
+    drifted = (c for c in changes if c.action is not Action.NO_OP)
+    return tuple(sorted(drifted, key=lambda c: c.sort_key))
 
 
 def refreshed_state(state_resources, refreshed_resources, kinds=READ_KINDS):

@@ -78,7 +78,7 @@ class TextRenderer:
         symbols = [a for a in LEGEND if a in used]
         return [
             "Resource actions are indicated with the following symbols:",
-            *(f"{self._glyph(a).rjust(3)} {LEGEND[a]}" for a in symbols),
+            *(f"{self._glyph(a, 3)} {LEGEND[a]}" for a in symbols),
             "",
             "l4plan will perform the following actions:",
             "",
@@ -101,7 +101,7 @@ class TextRenderer:
 
     def _block(self, change):
         action = change["action"]
-        opening = f'{self._glyph(action).rjust(3)} {change["type"]} "{change["name"]}" {{'
+        opening = f'{self._glyph(action, 3)} {change["type"]} "{change["name"]}" {{'
         body = [(0, *line) for line in _attribute_lines(change)] + _rules(change)
         return [opening, *(self._line(*line) for line in body), "    }"]
 
@@ -117,11 +117,13 @@ class TextRenderer:
         )
         return f"{self._bold('Plan:')} {counts}"
 
-    def _glyph(self, action_or_glyph):
+    def _glyph(self, action_or_glyph, width=1):
+        """The glyph right-aligned in ``width`` columns, coloured when asked."""
         glyph = GLYPHS.get(action_or_glyph, action_or_glyph)
+        padding = " " * (width - len(glyph))
         if not self._color:
-            return glyph
-        return "/".join(click.style(g, fg=COLOURS[g]) for g in glyph.split("/"))
+            return padding + glyph
+        return padding + "/".join(click.style(g, fg=COLOURS[g]) for g in glyph.split("/"))
 
     def _bold(self, text):
         return click.style(text, bold=True) if self._color else text
