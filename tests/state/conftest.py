@@ -1,4 +1,4 @@
-"""Fixtures for the state tests: a state path and subprocesses that are always reaped."""
+"""Fixtures for the state tests: a state path and always-reaped subprocesses."""
 
 import subprocess
 import sys
@@ -20,7 +20,9 @@ def spawn():
         kwargs.setdefault("stdin", subprocess.PIPE)
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
-        process = subprocess.Popen([sys.executable, "-c", code, *args], text=True, **kwargs)
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, *args], text=True, **kwargs
+        )
         started.append(process)
         return process
 
@@ -32,4 +34,3 @@ def spawn():
         for pipe in (process.stdin, process.stdout, process.stderr):
             if pipe:
                 pipe.close()
-

@@ -23,7 +23,9 @@ with lock(sys.argv[1], "apply") as info:
 def seeded(state_path):
     """A state holding an application, a load balancer and the site."""
     resources = [
-        Resource.at("application.game", {"domain": "game.example.com"}, {"id": "app-1"}),
+        Resource.at(
+            "application.game", {"domain": "game.example.com"}, {"id": "app-1"}
+        ),
         Resource.at("load_balancer.pool", {"algorithm": "round_robin"}),
         Resource.at("site.example.com", {"plan": "enterprise"}),
     ]
@@ -93,18 +95,31 @@ def test_rm(state_path, seeded):
 def test_rm_several(state_path, seeded):
     """state rm takes several addresses and removes them in one write."""
     result = run(
-        "state", "rm", "application.game", "site.example.com", "--state", str(state_path)
+        "state",
+        "rm",
+        "application.game",
+        "site.example.com",
+        "--state",
+        str(state_path),
     )
     assert result.exit_code == 0
     after = read_state(state_path)
-    assert (list(after.resources), after.serial) == (["load_balancer.pool"], seeded.serial + 1)
+    assert (list(after.resources), after.serial) == (
+        ["load_balancer.pool"],
+        seeded.serial + 1,
+    )
 
 
 def test_rm_missing_address_changes_nothing(state_path, seeded):
     """state rm of an unknown address fails naming it and leaves the file alone."""
     content = state_path.read_bytes()
     result = run(
-        "state", "rm", "application.game", "application.ghost", "--state", str(state_path)
+        "state",
+        "rm",
+        "application.game",
+        "application.ghost",
+        "--state",
+        str(state_path),
     )
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: application.ghost is not in the state")
@@ -114,7 +129,12 @@ def test_rm_missing_address_changes_nothing(state_path, seeded):
 def test_mv(state_path, seeded):
     """state mv renames the resource and keeps its attributes and identity."""
     result = run(
-        "state", "mv", "application.game", "application.arena", "--state", str(state_path)
+        "state",
+        "mv",
+        "application.game",
+        "application.arena",
+        "--state",
+        str(state_path),
     )
     assert (result.exit_code, result.stdout) == (
         0,
@@ -132,7 +152,11 @@ def test_mv(state_path, seeded):
     [
         ("application.ghost", "application.x", "application.ghost is not in the state"),
         ("application.game", "load_balancer.pool", "a resource keeps its type"),
-        ("load_balancer.pool", "load_balancer.pool", "load_balancer.pool is already in"),
+        (
+            "load_balancer.pool",
+            "load_balancer.pool",
+            "load_balancer.pool is already in",
+        ),
         ("application.game", "application.Bad", "invalid address 'application.Bad'"),
     ],
 )
@@ -159,15 +183,28 @@ def test_rm_while_locked_fails_naming_holder(state_path, seeded):
     with lock(state_path, "apply") as held:
         result = run("state", "rm", "application.game", "--state", str(state_path))
     assert result.exit_code == 1
-    assert f"held by {held.who} since {held.created} for apply, ID {held.id}" in result.stderr
+    assert (
+        f"held by {held.who} since {held.created} for apply, ID {held.id}"
+        in result.stderr
+    )
     assert state_path.read_bytes() == content
 
 
 def test_bad_lock_timeout_is_a_usage_error(state_path, seeded):
     """A malformed --lock-timeout is refused before anything is touched."""
-    result = run("state", "rm", "application.game", "--lock-timeout", "soon", "--state", str(state_path))
+    result = run(
+        "state",
+        "rm",
+        "application.game",
+        "--lock-timeout",
+        "soon",
+        "--state",
+        str(state_path),
+    )
     assert result.exit_code == 2
-    assert "Invalid value for '--lock-timeout': invalid duration 'soon'" in result.stderr
+    assert (
+        "Invalid value for '--lock-timeout': invalid duration 'soon'" in result.stderr
+    )
 
 
 def test_force_unlock_right_and_wrong_id(state_path):
@@ -181,7 +218,10 @@ def test_force_unlock_right_and_wrong_id(state_path):
         assert read_lock(state_path) == held
         right = run("force-unlock", held.id, "--state", str(state_path))
         assert right.exit_code == 0
-        assert right.stdout == f"Unlocked {state_path}: removed the lock {held.describe()}\n"
+        assert (
+            right.stdout
+            == f"Unlocked {state_path}: removed the lock {held.describe()}\n"
+        )
         assert read_lock(state_path) is None
 
 
@@ -201,8 +241,14 @@ def test_cli_process_waits_for_lock_then_fails(state_path, seeded, spawn):
     held = read_lock(state_path)
     content = state_path.read_bytes()
     cli = spawn(
-        RUN_CLI, "state", "rm", "application.game", "--lock-timeout", "1s",
-        "--state", str(state_path),
+        RUN_CLI,
+        "state",
+        "rm",
+        "application.game",
+        "--lock-timeout",
+        "1s",
+        "--state",
+        str(state_path),
     )
     out, err = cli.communicate(timeout=30)
     assert (cli.returncode, out) == (1, "")
@@ -214,7 +260,9 @@ def test_cli_process_waits_for_lock_then_fails(state_path, seeded, spawn):
     assert state_path.read_bytes() == content
     holder.stdin.close()
     assert holder.wait(timeout=10) == 0
-    retry = spawn(RUN_CLI, "state", "rm", "application.game", "--state", str(state_path))
+    retry = spawn(
+        RUN_CLI, "state", "rm", "application.game", "--state", str(state_path)
+    )
     out, err = retry.communicate(timeout=30)
     assert (retry.returncode, out, err) == (0, "Removed application.game\n", "")
     assert "application.game" not in read_state(state_path).resources

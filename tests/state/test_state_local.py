@@ -22,7 +22,9 @@ from l4plan.state.model import NAME_PATTERNS
 
 
 def app(name, **attributes):
-    return Resource.at(f"application.{name}", {"domain": f"{name}.example.com", **attributes})
+    return Resource.at(
+        f"application.{name}", {"domain": f"{name}.example.com", **attributes}
+    )
 
 
 def first_write(path, *resources):
@@ -36,7 +38,9 @@ def test_missing_file_reads_as_empty_state(state_path):
 
 def test_round_trip(state_path):
     """What is written is what is read back, lineage and all."""
-    written = first_write(state_path, app("game", rules=[{"port": "7000"}]), app("chat"))
+    written = first_write(
+        state_path, app("game", rules=[{"port": "7000"}]), app("chat")
+    )
     assert read_state(state_path) == written
     assert written.serial == 1
     assert uuid.UUID(written.lineage).version == 4
@@ -46,7 +50,13 @@ def test_file_layout(state_path):
     """The file has the documented top-level fields and resources by address."""
     written = write_state(state_path, State.empty().with_resources([app("game")]))
     document = json.loads(state_path.read_text())
-    assert list(document) == ["format_version", "lineage", "serial", "l4plan_version", "resources"]
+    assert list(document) == [
+        "format_version",
+        "lineage",
+        "serial",
+        "l4plan_version",
+        "resources",
+    ]
     assert document["resources"] == {
         "application.game": {
             "type": "application",
@@ -62,7 +72,9 @@ def test_identical_resources_keep_serial_and_file(state_path):
     """Writing the same resources again changes nothing, not even the file's mtime."""
     written = first_write(state_path, app("game"))
     before = os.stat(state_path)
-    again = write_state(state_path, read_state(state_path).with_resources([app("game")]))
+    again = write_state(
+        state_path, read_state(state_path).with_resources([app("game")])
+    )
     after = os.stat(state_path)
     assert again == written
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
@@ -99,7 +111,10 @@ def test_no_temporary_files_left(state_path):
     """After writes the directory holds the state and its backup only."""
     first_write(state_path, app("game"))
     write_state(state_path, read_state(state_path).with_resources([app("chat")]))
-    assert sorted(os.listdir(state_path.parent)) == ["l4plan.state.json", "l4plan.state.json.backup"]
+    assert sorted(os.listdir(state_path.parent)) == [
+        "l4plan.state.json",
+        "l4plan.state.json.backup",
+    ]
 
 
 def test_new_file_is_private_and_mode_is_kept(state_path):
@@ -222,7 +237,9 @@ def test_schema_violation_names_the_place(state_path):
 def test_resource_under_another_address_is_corrupt(state_path):
     """The key of a resource must be its own TYPE.NAME."""
     document = valid_document()
-    document["resources"]["application.other"] = document["resources"]["application.game"]
+    document["resources"]["application.other"] = document["resources"][
+        "application.game"
+    ]
     content = corrupt(state_path, json.dumps(document))
     assert_refused(
         state_path,
@@ -270,9 +287,19 @@ def test_schema_address_patterns_match_python():
     )
     patterns = [p["pattern"] for p in schema["$defs"]["address"]["anyOf"]]
     samples = [
-        "application.game", "application.g-1_x", "application.Game", "application.1a",
-        "ip_access_rule.block", "load_balancer.pool", "site.example.com", "site.a",
-        "site.-a.com", "site.a..b", "site." + "a" * 64, "server.x", "application." + "a" * 64,
+        "application.game",
+        "application.g-1_x",
+        "application.Game",
+        "application.1a",
+        "ip_access_rule.block",
+        "load_balancer.pool",
+        "site.example.com",
+        "site.a",
+        "site.-a.com",
+        "site.a..b",
+        "site." + "a" * 64,
+        "server.x",
+        "application." + "a" * 64,
     ]
     for sample in samples:
         kind, _, name = sample.partition(".")
@@ -309,4 +336,7 @@ def test_backup_is_copied_where_hard_links_fail(state_path, monkeypatch):
     write_state(state_path, read_state(state_path).with_resources([app("chat")]))
     with open(backup_path(state_path), "rb") as backup:
         assert backup.read() == content
-    assert sorted(os.listdir(state_path.parent)) == ["l4plan.state.json", "l4plan.state.json.backup"]
+    assert sorted(os.listdir(state_path.parent)) == [
+        "l4plan.state.json",
+        "l4plan.state.json.backup",
+    ]

@@ -176,8 +176,17 @@ def test_unreadable_lock_file(state_path):
 
 @pytest.mark.parametrize(
     "text, seconds",
-    [("0", 0.0), ("0s", 0.0), ("30s", 30.0), ("2m", 120.0), ("1h", 3600.0),
-     ("500ms", 0.5), ("1m30s", 90.0), ("1.5s", 1.5), (" 10s ", 10.0)],
+    [
+        ("0", 0.0),
+        ("0s", 0.0),
+        ("30s", 30.0),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("500ms", 0.5),
+        ("1m30s", 90.0),
+        ("1.5s", 1.5),
+        (" 10s ", 10.0),
+    ],
 )
 def test_parse_duration(text, seconds):
     """Durations read as Terraform's -lock-timeout reads them."""

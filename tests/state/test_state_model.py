@@ -118,7 +118,11 @@ def test_moved_renames_and_keeps_attributes_and_identity():
     )
     after = state.moved("application.game", "application.arena")
     moved = after.resource("application.arena")
-    assert (moved.name, moved.attributes, moved.identity) == ("arena", {"x": 1}, {"id": "app-1"})
+    assert (moved.name, moved.attributes, moved.identity) == (
+        "arena",
+        {"x": 1},
+        {"id": "app-1"},
+    )
     assert list(after.resources) == ["application.arena"]
     assert after.serial == state.serial + 1
 
@@ -137,7 +141,10 @@ def test_moved_onto_an_existing_address_is_refused():
 def test_moved_across_types_is_refused():
     """An application cannot become a load balancer by renaming."""
     state = State.empty().with_resources([game()])
-    with pytest.raises(InvalidAddress, match="a resource keeps its type, so TO must be application.NAME"):
+    with pytest.raises(
+        InvalidAddress,
+        match="a resource keeps its type, so TO must be application.NAME",
+    ):
         state.moved("application.game", "load_balancer.game")
 
 
