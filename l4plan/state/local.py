@@ -163,7 +163,13 @@ def write_state(path, state):
         l4plan_version=__version__,
         format_version=FORMAT_VERSION,
     )
-    atomic_write(path, render(written))
+    try:
+        atomic_write(path, render(written))
+    except OSError as error:
+        raise StateError(
+            f"cannot write {os.fspath(path)}: {error.strerror}; the previous "
+            f"state is unchanged"
+        ) from error
     return written
 
 

@@ -86,6 +86,11 @@ def _try_create(lock_file, info):
         fd = os.open(lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
+    except OSError as error:
+        raise StateError(
+            f"cannot create the lock file {lock_file}: {error.strerror}; check "
+            f"that its directory exists and is writable"
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(info.to_json())

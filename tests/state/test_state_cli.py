@@ -280,3 +280,14 @@ def test_cli_process_force_unlocks_a_killed_holder(state_path, seeded, spawn):
     assert (unlock.returncode, err) == (0, "")
     assert out.startswith(f"Unlocked {state_path}: removed the lock held by ")
     assert read_lock(state_path) is None
+
+
+def test_state_in_a_missing_directory(tmp_path):
+    """A state path whose directory does not exist is an error, not a traceback."""
+    missing = tmp_path / "nowhere" / "l4plan.state.json"
+    result = run("state", "rm", "application.game", "--state", str(missing))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: cannot create the lock file {missing}.lock: No such file or "
+        "directory; check that its directory exists and is writable\n",
+    )

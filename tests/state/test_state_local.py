@@ -14,6 +14,7 @@ from l4plan.state import (
     Resource,
     StaleState,
     State,
+    StateError,
     backup_path,
     read_state,
     write_state,
@@ -317,8 +318,12 @@ def test_failed_write_keeps_old_state_and_cleans_up(state_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("l4plan.state.local.os.fsync", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(StateError) as caught:
         write_state(state_path, read_state(state_path).with_resources([app("chat")]))
+    assert str(caught.value) == (
+        f"cannot write {state_path}: No space left on device; the previous state "
+        "is unchanged"
+    )
     monkeypatch.undo()
     assert state_path.read_bytes() == content
     assert os.listdir(state_path.parent) == ["l4plan.state.json"]
