@@ -205,6 +205,7 @@ class _ProbeFactory(protocol.ClientFactory):
     """A TCP connect check: success is an accepted connection."""
 
     protocol = _Probe
+    noisy = False
 
     def __init__(self):
         self.result = defer.Deferred()

@@ -63,6 +63,8 @@ class OriginLeg(_Leg):
 class OriginLegFactory(protocol.ClientFactory):
     """Connects one client leg to its origin; a failure closes the client."""
 
+    noisy = False
+
     def __init__(self, client_leg):
         self.client_leg = client_leg
 
@@ -80,7 +82,7 @@ class ClientLeg(_Leg, TimeoutMixin):
 
     rule = None
     lease = None
-    _connector = None
+    _connector = None  # set while the origin connection is being made
     _closed = False
 
     def connectionMade(self):
@@ -108,12 +110,14 @@ class ClientLeg(_Leg, TimeoutMixin):
 
     def origin_failed(self, reason):
         """The origin could not be resolved or reached: count it, close the client."""
+        self._connector = None
         self.rule.counters.origin_failures += 1
         log.info("{rule}: origin failed: {reason}", rule=self.rule.key, reason=reason.getErrorMessage())
         self.transport.loseConnection()
 
     def origin_connected(self, origin):
         """Send the passthrough header first, then wire the two legs together."""
+        self._connector = None
         if self._closed:
             origin.transport.loseConnection()
             return
@@ -146,7 +150,7 @@ class ClientLeg(_Leg, TimeoutMixin):
     def connectionLost(self, reason):
         self._closed = True
         self.setTimeout(None)
-        if self._connector is not None and self.peer is None:
+        if self._connector is not None:
             self._connector.stopConnecting()
         if self.lease is not None:
             self.lease.release()
@@ -158,6 +162,7 @@ class RelayFactory(protocol.ServerFactory):
     """One TCP listener: its route, timeouts, limit and live connections."""
 
     protocol = ClientLeg
+    noisy = False
 
     def __init__(self, route, reactor, connect_timeout, idle_timeout, max_connections):
         self.route = route

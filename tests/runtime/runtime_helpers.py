@@ -1,6 +1,11 @@
 """Helpers shared by the runtime tests: documents, ports, processes."""
 
 import copy
+import os
+import random
+import select
+import socket
+import time
 
 
 def make_rule(edge_port, ports, origin="127.0.0.1", protocol="tcp", origin_type="ip",
@@ -41,3 +46,105 @@ def make_document(rules, ipv6=False, acl=None, waf=False, load_balancers=None,
             }
         },
     }
+
+
+def lb_rule(edge_port, origin_port, name="pool", protocol="tcp"):
+    """A rule sending one edge port to load balancer C{name} on one origin port."""
+    return make_rule(str(edge_port), [(edge_port, [origin_port])], origin=name,
+                     origin_type="load_balancer", protocol=protocol)
+
+
+def _bindable(port, kinds):
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        for kind in kinds:
+            with socket.socket(family, kind) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    return False
+    return True
+
+
+def free_ports(count, consecutive=False):
+    """Ports free for TCP and UDP on 127.0.0.1 and ::1 (consecutive if asked).
+
+    Ports are chosen at random in 20000-59999 and released before use, so a
+    race with another process is possible but unlikely; tries are bounded.
+    """
+    kinds = (socket.SOCK_STREAM, socket.SOCK_DGRAM)
+    chosen = []
+    for _ in range(200):
+        if consecutive:
+            base = random.randrange(20000, 60000 - count)
+            if all(_bindable(p, kinds) for p in range(base, base + count)):
+                return list(range(base, base + count))
+            continue
+        port = random.randrange(20000, 60000)
+        if port not in chosen and _bindable(port, kinds):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise RuntimeError("no free ports found")
+
+
+def read_until(proc, marker, timeout=15.0):
+    """Read C{proc}'s stdout (unbuffered pipe) until C{marker}; return what came."""
+    deadline = time.monotonic() + timeout
+    output = b""
+    fd = proc.stdout.fileno()
+    while marker not in output:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} did not print {marker!r}: {output!r}")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            output += os.read(fd, 65536)
+    return output
+
+
+def vm_rss_kib(pid):
+    """Resident memory of process C{pid} in KiB, from /proc/PID/status."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def connect(address, port, timeout=10.0):
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    sock.connect((address, port))
+    return sock
+
+
+def recv_all(sock):
+    """Everything until EOF."""
+    chunks = []
+    while data := sock.recv(65536):
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def recv_line(sock):
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode()
+
+
+def udp_exchange(address, port, payloads, timeout=5.0, source=None):
+    """Send each payload from one client socket; return (replies, client address)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.bind((source or address, 0))
+        replies = []
+        for payload in payloads:
+            sock.sendto(payload, (address, port))
+            replies.append(sock.recv(65536))
+        return replies, sock.getsockname()[:2]

@@ -197,3 +197,22 @@ def test_wait_idle_fires_when_last_connection_ends():
     assert not waiting.called
     client.connectionLost(Failure(ConnectionRefusedError()))
     assert waiting.called
+
+
+def test_client_gone_while_connecting_stops_connect():
+    """A client that leaves before the origin answers cancels the origin connect."""
+    reactor, factory, counters = relay()
+    client, _ = accept(factory)
+    client.connectionLost(Failure(ConnectionRefusedError()))
+    assert reactor.connectors[0].stoppedConnecting
+    assert counters.active == 0
+
+
+def test_origin_failure_then_close_does_not_stop_connector():
+    """After a failed connect, closing the client does not touch the spent connector."""
+    reactor, factory, counters = relay()
+    client, _ = accept(factory)
+    reactor.tcpClients[0][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+    client.connectionLost(Failure(ConnectionRefusedError()))
+    assert not reactor.connectors[0].stoppedConnecting
+    assert (counters.active, counters.origin_failures) == (0, 1)

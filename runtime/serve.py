@@ -1,0 +1,148 @@
+# -*- test-case-name: tests.runtime.test_serve -*-
+"""The runtime process: listeners built from a document, a clean shutdown.
+
+Every listener is a service under one L{Runtime} (a MultiService), keyed by
+(protocol, address, port). Stopping the runtime stops accepting everywhere,
+ends UDP sessions (their edge socket is gone, replies could not leave), and
+lets TCP connections finish for the drain timeout before aborting them.
+"""
+
+import json
+import sys
+from dataclasses import dataclass
+
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+
+from l4plan.runtime import document as runtime_document
+from l4plan.runtime.metrics import Metrics
+from l4plan.runtime.origins import HealthChecker, HostCache
+from l4plan.runtime.routes import compile_document
+from l4plan.runtime.tcp import RelayFactory
+from l4plan.runtime.udp import UdpRelay
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What `l4plan runtime serve` was started with."""
+
+    data_dir: str = ".l4plan"
+    bind: str = "127.0.0.1"
+    bind6: str = "::1"
+    drain_timeout: float = 30.0
+    connect_timeout: float = 5.0
+    idle_timeout: float = 600.0
+    udp_idle_timeout: float = 30.0
+    max_connections: int = 10000
+    max_sessions: int = 10000
+    dns_ttl: float = 30.0
+
+
+class TcpListener(Service):
+    """A listening TCP socket; stopping it drains its connections."""
+
+    def __init__(self, key, route, reactor, settings):
+        self.key = key
+        self.reactor = reactor
+        self.drain_timeout = settings.drain_timeout
+        self.factory = RelayFactory(route, reactor, settings.connect_timeout,
+                                    settings.idle_timeout, settings.max_connections)
+        self._port = None
+
+    def startService(self):
+        self._port = self.reactor.listenTCP(self.key.port, self.factory, interface=self.key.address)
+        Service.startService(self)
+
+    def stopService(self):
+        Service.stopService(self)
+        d = defer.maybeDeferred(self._port.stopListening)
+        return d.addCallback(lambda _: self._drain())
+
+    def _drain(self):
+        if self.factory.connections:
+            log.info("{key}: draining {n} connections", key=self.key, n=len(self.factory.connections))
+        deadline = self.reactor.callLater(self.drain_timeout, self._abort_all)
+        idle = self.factory.wait_idle()
+        return idle.addCallback(lambda _: deadline.active() and deadline.cancel())
+
+    def _abort_all(self):
+        log.info("{key}: drain timeout, aborting {n} connections", key=self.key, n=len(self.factory.connections))
+        for leg in list(self.factory.connections):
+            leg.abort()
+
+
+class UdpListener(Service):
+    """A UDP edge socket with its session table."""
+
+    def __init__(self, key, route, reactor, settings):
+        self.key = key
+        self.reactor = reactor
+        self.relay = UdpRelay(route, reactor, settings.udp_idle_timeout, settings.max_sessions)
+        self._port = None
+
+    def startService(self):
+        self._port = self.reactor.listenUDP(self.key.port, self.relay, interface=self.key.address)
+        Service.startService(self)
+
+    def stopService(self):
+        Service.stopService(self)
+        self.relay.close_all()
+        return defer.maybeDeferred(self._port.stopListening)
+
+
+LISTENERS = {"tcp": TcpListener, "udp": UdpListener}
+
+
+class Runtime(MultiService):
+    """All listeners of one document, their health checks and counters."""
+
+    def __init__(self, reactor, settings):
+        super().__init__()
+        self.reactor = reactor
+        self.settings = settings
+        self.metrics = Metrics()
+        self.hosts = HostCache(reactor, settings.dns_ttl)
+        self._checkers = []
+
+    def load(self, document):
+        """Create (not start) the listeners and health checks of C{document}."""
+        compiled = compile_document(document, self.settings.bind, self.settings.bind6, self.hosts, self.metrics)
+        for key, route in sorted(compiled.routes.items(), key=lambda item: str(item[0])):
+            listener = LISTENERS[key.protocol](key, route, self.reactor, self.settings)
+            listener.setName(str(key))
+            listener.setServiceParent(self)
+        self._checkers = [HealthChecker(self.reactor, lb, port, self.hosts) for lb, port in compiled.health_checks]
+
+    def startService(self):
+        super().startService()
+        for checker in self._checkers:
+            checker.start()
+
+    def stopService(self):
+        for checker in self._checkers:
+            checker.stop()
+        return super().stopService()
+
+
+def run(settings, reactor=None, out=sys.stdout):
+    """Serve the document in C{settings.data_dir} until SIGTERM/SIGINT; exit status 0.
+
+    Raises L{runtime_document.DocumentError} for a bad document and
+    L{twisted.internet.error.CannotListenError} when a port is taken.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    runtime = Runtime(reactor, settings)
+    runtime.load(runtime_document.load_applied(settings.data_dir))
+    runtime.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", runtime.stopService)
+    for listener in runtime:
+        print(f"listening {listener.name}", file=out)
+    print("ready", file=out, flush=True)
+    reactor.run()
+    print(json.dumps({"counters": runtime.metrics.snapshot()}, sort_keys=True), file=out, flush=True)
+    return 0

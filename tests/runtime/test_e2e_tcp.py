@@ -1,0 +1,107 @@
+"""TCP through a real `l4plan runtime serve` process over loopback sockets."""
+
+import hashlib
+import os
+import threading
+
+import pytest
+
+from runtime_helpers import connect, free_ports, make_document, make_rule, recv_all, recv_line
+
+MIB = 1024 * 1024
+
+
+def echo_both_ways(address, port, payload):
+    """Send C{payload} while reading the echo, half-close, return all that came back."""
+    with connect(address, port) as sock:
+        sender = threading.Thread(target=lambda: (sock.sendall(payload), sock.shutdown(1)))
+        sender.start()
+        received = recv_all(sock)
+        sender.join()
+    return received
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_echo_one_mib_byte_exact(start_origin, start_runtime, address):
+    """1 MiB goes to the origin and back unchanged, on IPv4 and IPv6 listeners."""
+    edge, origin = free_ports(2)
+    start_origin("echo", "127.0.0.1", origin)
+    start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])], ipv6=True))
+    payload = os.urandom(MIB)
+    assert echo_both_ways(address, edge, payload) == payload
+
+
+def test_half_close_then_reply(start_origin, start_runtime):
+    """After the client's FIN the origin still answers, and its FIN ends the client's read."""
+    edge, origin = free_ports(2)
+    start_origin("digest", "127.0.0.1", origin)
+    start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])]))
+    payload = os.urandom(300_000)
+    with connect("127.0.0.1", edge) as sock:
+        sock.sendall(payload)
+        sock.shutdown(1)
+        reply = recv_all(sock)
+    assert reply == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}\n".encode()
+
+
+def test_offset_mapping_small_range(start_origin, start_runtime):
+    """Edge ports E..E+2 reach origin ports O..O+2 by position."""
+    edges, origins = free_ports(3, consecutive=True), free_ports(3, consecutive=True)
+    start_origin("greet", "127.0.0.1", *origins)
+    spec = f"{edges[0]}-{edges[-1]}"
+    rule = make_rule(spec, list(zip(edges, [[o] for o in origins])), origin_port=f"{origins[0]}-{origins[-1]}")
+    start_runtime(make_document([rule]))
+    for edge, origin in zip(edges, origins):
+        with connect("127.0.0.1", edge) as sock:
+            assert recv_line(sock) == f"127.0.0.1 {origin}\n"
+
+
+def test_single_edge_port_round_robin_over_origin_range(start_origin, start_runtime):
+    """One edge port spreads new connections round-robin over an origin range."""
+    (edge,), origins = free_ports(1), free_ports(3, consecutive=True)
+    start_origin("greet", "127.0.0.1", *origins)
+    start_runtime(make_document([make_rule(str(edge), [(edge, origins)])]))
+    seen = []
+    for _ in range(6):
+        with connect("127.0.0.1", edge) as sock:
+            seen.append(int(recv_line(sock).split()[1]))
+    assert seen == origins * 2
+
+
+def test_multiple_edge_ports_to_one_origin(start_origin, start_runtime):
+    """A comma list of edge ports all reach a single origin port."""
+    *edges, origin = free_ports(4)
+    start_origin("greet", "127.0.0.1", origin)
+    rule = make_rule(",".join(map(str, edges)), [(e, [origin]) for e in edges])
+    start_runtime(make_document([rule]))
+    for edge in edges:
+        with connect("127.0.0.1", edge) as sock:
+            assert recv_line(sock) == f"127.0.0.1 {origin}\n"
+
+
+def test_domain_origin_localhost(start_origin, start_runtime):
+    """A domain origin (localhost) is resolved at connect time and reached."""
+    edge, origin = free_ports(2)
+    start_origin("echo", "127.0.0.1", origin)
+    rule = make_rule(str(edge), [(edge, [origin])], origin="localhost", origin_type="domain")
+    start_runtime(make_document([rule]))
+    assert echo_both_ways("127.0.0.1", edge, b"via localhost") == b"via localhost"
+
+
+def test_origin_down_closes_client_and_counts(processes, start_runtime):
+    """Without an origin listening the client is closed and the failure counted."""
+    edge, origin = free_ports(2)
+    runtime = start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])]))
+    with connect("127.0.0.1", edge) as sock:
+        assert recv_all(sock) == b""
+    status, output = processes.stop(runtime)
+    assert status == 0
+    counters = json_counters(output)[f"app/tcp/{edge}"]
+    assert counters["origin_failures"] == 1 and counters["active"] == 0
+
+
+def json_counters(output):
+    import json
+
+    last = output.decode().strip().splitlines()[-1]
+    return json.loads(last)["counters"]
