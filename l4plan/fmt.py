@@ -30,15 +30,7 @@ _GAP = "new_line_or_comment"
 _MEANING = hcl2.SerializationOptions(
     strip_string_quotes=True, explicit_blocks=False, with_comments=False
 )
-# Terminals worth naming in a syntax error, in the order they are suggested.
-_EXPECTED = {
-    "RBRACE": "'}'",
-    "RSQB": "']'",
-    "RPAR": "')'",
-    "DBLQUOTE": "'\"'",
-    "LBRACE": "'{'",
-    "EQ": "'='",
-}
+_CLOSERS = {"RBRACE": "'}'", "RSQB": "']'", "RPAR": "')'"}
 
 
 class FormatError(Exception):
@@ -130,11 +122,18 @@ def _parse(text, filename):
 
 
 def _syntax_message(error):
-    """Say what lark found and the punctuation it wanted, in HCL terms."""
+    """Say what lark found in HCL terms, and what would close an unbalanced
+    bracket or string (lark's full list of expected terminals is noise)."""
     token = getattr(error, "token", None)
-    found = f"character {error.char!r}" if token is None else _describe(token)
+    if token is None:
+        return f"unexpected character {error.char!r}"
+    found = _describe(token)
+    if found not in ("end of file", *_CLOSERS.values()):
+        return f"unexpected {found}"
     expected = getattr(error, "expected", None) or ()
-    wanted = [glyph for name, glyph in _EXPECTED.items() if name in expected]
+    wanted = [glyph for name, glyph in _CLOSERS.items() if name in expected]
+    if not wanted and "DBLQUOTE" in expected:
+        wanted = ["'\"'"]
     hint = f", expected {' or '.join(wanted)}" if wanted else ""
     return f"unexpected {found}{hint}"
 
@@ -142,10 +141,11 @@ def _syntax_message(error):
 def _describe(token):
     if token.type == "$END":
         return "end of file"
+    text = str(token)
     if token.type == "STRING_CHARS":  # the lexer's catch-all: name one char
-        return repr(str(token)[0])
-    text = str(token).strip()
-    return repr(text.splitlines()[0]) if text else "newline"
+        text = text[0]
+    text = text.strip(" \t")
+    return repr(text.splitlines()[0]) if text.strip() else "newline"
 
 
 def _check_meaning(tree, result, filename):
@@ -157,7 +157,11 @@ def _check_meaning(tree, result, filename):
         after = None
     if after != before:
         raise FormatError(
-            filename, None, None, "formatting would change the meaning; left as is"
+            filename,
+            None,
+            None,
+            "formatting would change the meaning of this file, so it is left"
+            " unchanged (a bug in l4plan fmt: please report it)",
         )
 
 
@@ -239,11 +243,15 @@ def _comment_row(comments):
 
 
 def _item_tail(node, src):
-    """Events that follow an item: a line break a heredoc ended with, and
+    """Events that follow an item: the line break a heredoc ends with, and
     comments an expression swallowed."""
-    tail = _swallowed(node)
-    events = [_NEWLINE] if _raw(node, src).rstrip(" \t\r").endswith("\n") else []
-    return events + list(_events(tail))
+    events = [_NEWLINE] if _ends_line(node, src) else []
+    return events + list(_events(_swallowed(node)))
+
+
+def _ends_line(node, src):
+    """True for a heredoc: its token takes the line break after its marker."""
+    return _raw(node, src).rstrip(" \t\r").endswith("\n")
 
 
 def _swallowed(node):
@@ -339,7 +347,7 @@ def _tuple(node, src, indent):
     multi-line elements are inside. An element that ends its line (a
     heredoc) leaves no room for a comma, so such a list stays as written."""
     items = [c for c in node.children if isinstance(c, Tree) and c.data != _GAP]
-    if any(_item_tail(item, src)[:1] == [_NEWLINE] for item in items):
+    if any(_ends_line(item, src) for item in items):
         return _verbatim(node, src)
     opener, rows = _rows(node.children, src, _element_row, indent + INDENT)
     one_line = not opener and all(
