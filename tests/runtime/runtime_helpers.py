@@ -1,6 +1,7 @@
 """Helpers shared by the runtime tests: documents, ports, processes."""
 
 import copy
+import json
 import os
 import random
 import select
@@ -148,3 +149,9 @@ def udp_exchange(address, port, payloads, timeout=5.0, source=None):
             sock.sendto(payload, (address, port))
             replies.append(sock.recv(65536))
         return replies, sock.getsockname()[:2]
+
+
+def json_counters(output):
+    """The counters the runtime prints as its last stdout line when it stops."""
+    last = output.decode().strip().splitlines()[-1]
+    return json.loads(last)["counters"]

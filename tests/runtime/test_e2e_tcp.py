@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from runtime_helpers import connect, free_ports, make_document, make_rule, recv_all, recv_line
+from runtime_helpers import connect, free_ports, json_counters, make_document, make_rule, recv_all, recv_line
 
 MIB = 1024 * 1024
 
@@ -99,9 +99,3 @@ def test_origin_down_closes_client_and_counts(processes, start_runtime):
     counters = json_counters(output)[f"app/tcp/{edge}"]
     assert counters["origin_failures"] == 1 and counters["active"] == 0
 
-
-def json_counters(output):
-    import json
-
-    last = output.decode().strip().splitlines()[-1]
-    return json.loads(last)["counters"]
