@@ -134,6 +134,11 @@ class State:
             return self
         return replace(self, serial=self.serial + 1, resources=new)
 
+    def with_resource(self, resource):
+        """This state with ``resource`` added, or replacing the one at its address."""
+        kept = (r for a, r in self.resources.items() if a != resource.address)
+        return self.with_resources([*kept, resource])
+
     def resource(self, address):
         """The resource at ``address``, or ResourceNotFound."""
         parse_address(address)

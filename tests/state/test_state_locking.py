@@ -48,7 +48,7 @@ from l4plan.state import Resource, update_state
 path, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for i in range(count):
     new = Resource.at(f"application.{prefix}{i}", {"n": i})
-    update_state(path, lambda s: s.with_resources([*s.resources.values(), new]), "apply", 30)
+    update_state(path, lambda s: s.with_resource(new), "apply", 30)
 """
 
 

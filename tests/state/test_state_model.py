@@ -1,5 +1,8 @@
 """The state value: addresses, serial discipline, rm and mv as pure functions."""
 
+import subprocess
+import sys
+
 import pytest
 
 from l4plan import __version__
@@ -158,3 +161,28 @@ def test_dict_round_trip():
     """to_dict and from_dict are inverses."""
     state = State(lineage="l", serial=3).with_resources([game()])
     assert State.from_dict(state.to_dict()) == state
+
+
+def test_with_resource_adds_or_replaces_one():
+    """with_resource files one resource at its address, as import and apply need."""
+    state = State.empty().with_resource(game())
+    assert state.with_resource(game()) is state
+    updated = state.with_resource(game(ipv6=True))
+    assert (
+        updated.serial,
+        updated.resource("application.game").attributes["ipv6"],
+    ) == (
+        2,
+        True,
+    )
+    added = updated.with_resource(Resource.at("site.example.com", {}))
+    assert list(added.resources) == ["application.game", "site.example.com"]
+
+
+def test_engine_does_not_import_the_cli():
+    """l4plan.state stands alone: importing it loads no CLI module."""
+    code = "import sys, l4plan.state; print(sorted(m for m in sys.modules if m.startswith('l4plan.cli')))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
