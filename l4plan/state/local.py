@@ -46,15 +46,24 @@ def _validator():
 
 def _corrupt(path, what):
     """CorruptState saying what is wrong with ``path`` and how to recover."""
+    return CorruptState(
+        f"{os.fspath(path)} is not a valid state file: {what}; {_recovery(path)}"
+    )
+
+
+def _recovery(path):
+    """Point at the backup only when it is itself a valid state."""
     backup = backup_path(path)
-    if os.path.exists(backup):
-        fix = (
-            f"restore the previous version with: cp {backup} {os.fspath(path)} "
-            f"(check it first), or repair the file by hand"
-        )
-    else:
-        fix = "repair the file by hand or restore it from your own copy"
-    return CorruptState(f"{os.fspath(path)} is not a valid state file: {what}; {fix}")
+    try:
+        previous = read_state(backup) if os.path.exists(backup) else None
+    except StateError:
+        previous = None
+    if previous is None:
+        return "repair the file by hand or restore it from your own copy"
+    return (
+        f"restore the previous version (serial {previous.serial}) with: "
+        f"cp {backup} {os.fspath(path)}, or repair the file by hand"
+    )
 
 
 def _parse(path, raw):

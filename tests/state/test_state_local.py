@@ -177,8 +177,8 @@ def test_bad_json_names_file_line_and_backup(state_path):
         CorruptState,
         f"{state_path} is not a valid state file: bad JSON at line 3, column 3: "
         "Expecting property name enclosed in double quotes; restore the previous "
-        f"version with: cp {state_path}.backup {state_path} (check it first), or "
-        "repair the file by hand",
+        f"version (serial 1) with: cp {state_path}.backup {state_path}, or repair "
+        "the file by hand",
     )
 
 
@@ -345,3 +345,15 @@ def test_backup_is_copied_where_hard_links_fail(state_path, monkeypatch):
         "l4plan.state.json",
         "l4plan.state.json.backup",
     ]
+
+
+def test_corrupt_backup_is_not_offered(state_path):
+    """When the backup is broken too, the message does not point at it."""
+    corrupt(state_path, "{")
+    with open(backup_path(state_path), "w") as backup:
+        backup.write("not json")
+    with pytest.raises(CorruptState) as caught:
+        read_state(state_path)
+    assert str(caught.value).endswith(
+        "repair the file by hand or restore it from your own copy"
+    )
