@@ -44,8 +44,8 @@ class Processes:
         return (self.tmp_path / f"{proc.name}.stderr").read_text(errors="replace")
 
     def stop(self, proc, sig=signal.SIGTERM, timeout=20):
-        """Signal C{proc}, wait for it, return (exit status, rest of stdout)."""
-        if proc.poll() is None:
+        """Signal C{proc} (unless C{sig} is None), wait, return (exit status, all stdout)."""
+        if sig is not None and proc.poll() is None:
             proc.send_signal(sig)
         rest, _ = proc.communicate(timeout=timeout)
         return proc.returncode, proc.output + rest
@@ -79,11 +79,11 @@ def start_origin(processes):
 def start_runtime(processes, tmp_path):
     """Write the document to a data dir and run `l4plan runtime serve` on it."""
 
-    def start(document, *options):
+    def start(document, *options, ready=b"ready"):
         data_dir = tmp_path / f"data-{len(processes._children)}"
         data_dir.mkdir()
         (data_dir / "applied.json").write_text(json.dumps(document))
-        return processes.start([L4PLAN, "runtime", "serve", "--data-dir", data_dir, *options], "runtime")
+        return processes.start([L4PLAN, "runtime", "serve", "--data-dir", data_dir, *options], "runtime", ready)
 
     return start
 

@@ -116,7 +116,11 @@ def connect(address, port, timeout=10.0):
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout)
-    sock.connect((address, port))
+    try:
+        sock.connect((address, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 

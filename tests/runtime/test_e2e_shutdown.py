@@ -1,0 +1,78 @@
+"""Clean shutdown: stop accepting, let connections drain, exit 0."""
+
+import signal
+import socket
+import time
+
+from runtime_helpers import connect, free_ports, json_counters, make_document, make_rule, recv_all
+
+
+def refused(port, attempts=100):
+    """True once a connection to the port is refused; bounded polling."""
+    for _ in range(attempts):
+        try:
+            connect("127.0.0.1", port, timeout=2).close()
+        except ConnectionRefusedError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sigterm_drains_open_connection_then_exits_zero(processes, start_origin, start_runtime):
+    """After SIGTERM new connections are refused, an open one keeps working, then exit 0."""
+    edge, origin = free_ports(2)
+    start_origin("echo", "127.0.0.1", origin)
+    runtime = start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])]))
+    with connect("127.0.0.1", edge) as sock:
+        sock.sendall(b"before ")
+        assert sock.recv(100) == b"before "
+        runtime.send_signal(signal.SIGTERM)
+        assert refused(edge)
+        assert runtime.poll() is None
+        sock.sendall(b"during drain")
+        sock.shutdown(1)
+        assert recv_all(sock) == b"during drain"
+    status, output = processes.stop(runtime, sig=None)
+    assert status == 0
+    counters = json_counters(output)[f"app/tcp/{edge}"]
+    assert counters == {"opened": 1, "active": 0, "refused": 0, "denied": 0, "bytes_in": 19,
+                        "bytes_out": 19, "origin_failures": 0}
+
+
+def test_sigint_aborts_idle_connection_after_drain_timeout(processes, start_origin, start_runtime):
+    """A connection still open when the drain timeout ends is closed; exit is still 0."""
+    edge, origin = free_ports(2)
+    start_origin("echo", "127.0.0.1", origin)
+    runtime = start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])]), "--drain-timeout", "0.3")
+    with connect("127.0.0.1", edge) as sock:
+        sock.sendall(b"x")
+        assert sock.recv(10) == b"x"
+        runtime.send_signal(signal.SIGINT)
+        try:
+            assert recv_all(sock) == b""
+        except ConnectionResetError:
+            pass
+        status, _ = processes.stop(runtime, sig=None)
+    assert status == 0
+    assert "drain timeout, aborting 1 connections" in processes.stderr(runtime)
+
+
+def test_port_in_use_is_a_clear_error(processes, start_runtime):
+    """A taken edge port stops the runtime with a message naming the fix."""
+    edge, origin = free_ports(2)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", edge))
+        taken.listen()
+        runtime = start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])]), ready=None)
+        status, _ = processes.stop(runtime, sig=None)
+    assert status == 1
+    assert "Another process uses this port" in processes.stderr(runtime)
+
+
+def test_bad_document_is_refused(processes, start_runtime):
+    """A document that breaks the schema is refused with its path, before anything listens."""
+    proc = start_runtime({"format_version": 2}, ready=None)
+    status, _ = processes.stop(proc, sig=None)
+    assert status == 1
+    message = processes.stderr(proc)
+    assert "applied.json" in message and "format_version: 1 was expected" in message
