@@ -37,7 +37,9 @@ def _rule(app, index):
 
 def _application(index):
     rules = tuple(_rule(index, r) for r in range(RULES))
-    return Application(name=f"app{index:05}", domain=f"app{index:05}.example.com", rules=rules)
+    return Application(
+        name=f"app{index:05}", domain=f"app{index:05}.example.com", rules=rules
+    )
 
 
 def _resources(count):
@@ -77,7 +79,9 @@ def _measure(count):
 
 def main(sizes):
     print("diff = the plan; render = text + JSON (json.dumps, indent=2) of it")
-    print(f"{'apps':>6} {'rules':>7} {'diff s':>8} {'render s':>9} {'peak MiB':>9} {'ms/app':>7}")
+    print(
+        f"{'apps':>6} {'rules':>7} {'diff s':>8} {'render s':>9} {'peak MiB':>9} {'ms/app':>7}"
+    )
     for count in sizes:
         plan_s, render_s, peak = _measure(count)
         per_app = (plan_s + render_s) * 1000 / count

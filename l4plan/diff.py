@@ -15,8 +15,8 @@ from l4plan.ports import PortError, map_ports, parse_origin_port, parse_port_spe
 FORCES_REPLACEMENT = {"application": frozenset({"domain"})}
 
 REASONS = {
-    Action.CREATE: "not in the state: declared in the configuration",
-    Action.DELETE: "in the state but no longer in the configuration",
+    Action.CREATE: "it is in the configuration but not in the state",
+    Action.DELETE: "it is in the state but no longer in the configuration",
     Action.REPLACE: "{paths} cannot be changed in place",
 }
 DRIFT_REASONS = {
@@ -86,34 +86,25 @@ def _observed(before, after):
 
 
 def _change(address, before, after, reasons, forces=FORCES_REPLACEMENT):
-    if before is None:
-        return _whole(address, Action.CREATE, None, after, reasons)
-    if after is None:
-        return _whole(address, Action.DELETE, before, None, reasons)
-    if before == after:
-        return Change(address, Action.NO_OP, before, after)
-    return _modified(address, before, after, reasons, forces)
-
-
-def _whole(address, action, before, after, reasons):
-    """A create or delete: every rule is added or removed with it."""
-    if after is not None:
-        rules = [_rule_change(Action.CREATE, None, r) for r in _rules(after)]
-    else:
-        rules = [_rule_change(Action.DELETE, r, None) for r in _rules(before)]
+    if before is not None and after is not None:
+        return _compared(address, before, after, reasons, forces)
+    action = Action.CREATE if before is None else Action.DELETE
+    rules = _rule_changes(_rules(before), _rules(after))
     return Change(
-        address, action, before, after, reasons.get(action), rule_changes=tuple(rules)
+        address, action, before, after, reasons.get(action), rule_changes=rules
     )
 
 
 def _rules(attributes):
-    by_key = _by_key(attributes.get("rules", ()))
-    return [by_key[k] for k in sorted(by_key)]
+    return (attributes or {}).get("rules", ())
 
 
-def _modified(address, before, after, reasons, forces):
+def _compared(address, before, after, reasons, forces):
+    """An update, a replace, or a no-op when only the order of rules differs."""
+    if before == after:
+        return Change(address, Action.NO_OP, before, after)
     changed = _changed_keys(before, after, skip={"rules"})
-    rule_changes = _rule_changes(before.get("rules", ()), after.get("rules", ()))
+    rule_changes = _rule_changes(_rules(before), _rules(after))
     if not changed and not rule_changes:
         return Change(address, Action.NO_OP, before, after)
     forcing = forces.get(_kind(address), frozenset())
@@ -139,24 +130,23 @@ def _by_key(rules):
 def _rule_changes(before_rules, after_rules):
     """Added, removed and changed rules by key; unchanged ones are left out."""
     before, after = _by_key(before_rules), _by_key(after_rules)
-    changes = []
-    for key in sorted(before.keys() | after.keys()):
-        old, new = before.get(key), after.get(key)
-        if old is None:
-            changes.append(_rule_change(Action.CREATE, None, new))
-        elif new is None:
-            changes.append(_rule_change(Action.DELETE, old, None))
-        elif old != new:
-            changes.append(_rule_change(Action.UPDATE, old, new))
-    return tuple(changes)
+    changes = (
+        _rule_change(key, before.get(key), after.get(key))
+        for key in sorted(before.keys() | after.keys())
+    )
+    return tuple(c for c in changes if c)
 
 
-def _rule_change(action, before, after):
-    rule = after or before
-    changed = _changed_keys(before, after) if before and after else ()
-    mapping = mapping_text(after) if after else None
-    key = f"{rule['protocol']}/{rule['edge_port']}"
-    return RuleChange(key, action, before, after, changed, mapping)
+def _rule_change(key, before, after):
+    """The RuleChange of one key, or None when the rule is the same."""
+    if before is None:
+        return RuleChange(key, Action.CREATE, None, after, (), mapping_text(after))
+    if after is None:
+        return RuleChange(key, Action.DELETE, before, None)
+    if before == after:
+        return None
+    changed = _changed_keys(before, after)
+    return RuleChange(key, Action.UPDATE, before, after, changed, mapping_text(after))
 
 
 def mapping_text(rule):

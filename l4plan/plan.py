@@ -252,4 +252,6 @@ class Plan:
 
 def _prevents_destroy(change):
     """Either side counts: the state remembers protection the config dropped."""
-    return any((side or {}).get("prevent_destroy") for side in (change.before, change.after))
+    return any(
+        (side or {}).get("prevent_destroy") for side in (change.before, change.after)
+    )

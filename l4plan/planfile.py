@@ -96,7 +96,9 @@ def _read_document(path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise PlanFileError(f"Cannot read saved plan {path}: {error.strerror}") from None
+        raise PlanFileError(
+            f"Cannot read saved plan {path}: {error.strerror}"
+        ) from None
     except ValueError as error:
         raise _corrupt(path, f"not valid JSON ({error})") from None
 
@@ -119,14 +121,18 @@ def _check_document(path, document):
             f"{path} was saved by a newer l4plan (plan file format "
             f"{document['format_version']}); use that version, or plan again"
         )
-    error = jsonschema.exceptions.best_match(_plan_validator().iter_errors(document["plan"]))
+    error = jsonschema.exceptions.best_match(
+        _plan_validator().iter_errors(document["plan"])
+    )
     if error:
         where = "/".join(str(p) for p in error.absolute_path) or "(top)"
         raise _corrupt(path, f"plan at {where}: {error.message}")
 
 
 def _plan_validator():
-    schema = json.loads(files("l4plan.schemas").joinpath("plan.schema.json").read_text())
+    schema = json.loads(
+        files("l4plan.schemas").joinpath("plan.schema.json").read_text()
+    )
     return jsonschema.Draft202012Validator(schema)
 
 

@@ -25,7 +25,9 @@ class Provider(ABC):
     #: Protocols the target can proxy.
     SUPPORTS = frozenset({"tcp", "udp"})
     #: Values of a rule's ``origin_type`` the target can reach.
-    SUPPORTS_ORIGIN_TYPES = frozenset({"ip", "domain", "object_storage", "load_balancer"})
+    SUPPORTS_ORIGIN_TYPES = frozenset(
+        {"ip", "domain", "object_storage", "load_balancer"}
+    )
     #: Values of a rule's ``client_ip_passthrough`` the target can send.
     SUPPORTS_CLIENT_IP_PASSTHROUGH = frozenset(
         {"off", "proxy_protocol_v1", "proxy_protocol_v2", "simple_proxy_protocol"}

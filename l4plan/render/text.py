@@ -54,8 +54,12 @@ class TextRenderer:
         if not data["has_changes"]:
             return [*out, self._bold(NO_CHANGES)]
         changed = [c for c in data["changes"] if c["action"] != "no-op"]
-        return [*out, *self._legend(changed), *self._blocks(changed, HEADLINES),
-                self._summary(data["summary"])]
+        return [
+            *out,
+            *self._legend(changed),
+            *self._blocks(changed, HEADLINES),
+            self._summary(data["summary"]),
+        ]
 
     def _drift(self, drift):
         intro = [
@@ -96,7 +100,7 @@ class TextRenderer:
         address = self._bold(change["address"])
         lines = [f"  # {address} {headlines[change['action']]}"]
         if headlines is HEADLINES and change["reason"] and change["action"] == "delete":
-            lines.append(f"  # (because it is {change['reason']})")
+            lines.append(f"  # (because {change['reason']})")
         return lines
 
     def _block(self, change):
@@ -123,7 +127,9 @@ class TextRenderer:
         padding = " " * (width - len(glyph))
         if not self._color:
             return padding + glyph
-        return padding + "/".join(click.style(g, fg=COLOURS[g]) for g in glyph.split("/"))
+        return padding + "/".join(
+            click.style(g, fg=COLOURS[g]) for g in glyph.split("/")
+        )
 
     def _bold(self, text):
         return click.style(text, bold=True) if self._color else text

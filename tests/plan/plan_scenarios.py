@@ -33,7 +33,9 @@ GAME_RULES = (
 
 
 def game(**changes):
-    app = Application(name="game", domain="game.example.com", rules=GAME_RULES, ipv6=True)
+    app = Application(
+        name="game", domain="game.example.com", rules=GAME_RULES, ipv6=True
+    )
     return dataclasses.replace(app, **changes)
 
 
@@ -41,13 +43,23 @@ def chat(**changes):
     app = Application(
         name="chat",
         domain="chat.example.com",
-        rules=(rule("tcp", "6667,6697", "6667", origin="irc.example.net", origin_type="domain"),),
+        rules=(
+            rule(
+                "tcp",
+                "6667,6697",
+                "6667",
+                origin="irc.example.net",
+                origin_type="domain",
+            ),
+        ),
     )
     return dataclasses.replace(app, **changes)
 
 
 def dns(**changes):
-    app = Application(name="dns", domain="dns.example.com", rules=(rule("udp", "53", "5353"),))
+    app = Application(
+        name="dns", domain="dns.example.com", rules=(rule("udp", "53", "5353"),)
+    )
     return dataclasses.replace(app, **changes)
 
 
@@ -56,7 +68,9 @@ def resources(*objects):
 
 
 def _stamp(plan):
-    return dataclasses.replace(plan, lineage=LINEAGE, serial=7, l4plan_version="0.0.0-test")
+    return dataclasses.replace(
+        plan, lineage=LINEAGE, serial=7, l4plan_version="0.0.0-test"
+    )
 
 
 def create():
@@ -98,7 +112,9 @@ def drifted():
 
 SITE = Site(name="example.com", plan="enterprise", ddos_full_protection=True)
 POOL = LoadBalancer(
-    name="game-pool", algorithm="round_robin", origins=(Origin("192.0.2.10", 2), Origin("192.0.2.11"))
+    name="game-pool",
+    algorithm="round_robin",
+    origins=(Origin("192.0.2.10", 2), Origin("192.0.2.11")),
 )
 SCANNERS = IpAccessRule(
     name="block-scanners", action="deny", sources=("198.51.100.0/24",), priority=10
@@ -110,7 +126,11 @@ def mixed():
     read = resources(game(), dns(ipv6=True))
     pool = dataclasses.replace(POOL, algorithm="least_connections")
     desired = resources(
-        SITE, pool, SCANNERS, game(waf_ip_access_control=True), dns(domain="ns.example.com")
+        SITE,
+        pool,
+        SCANNERS,
+        game(waf_ip_access_control=True),
+        dns(domain="ns.example.com"),
     )
     current = refreshed_state(state, read)
     return _stamp(diff(desired, current, drift(state, read)))

@@ -47,7 +47,10 @@ def test_forces_replacement_is_shown_on_the_domain_line():
     stream = io.StringIO()
     TextRenderer().render(diff(desired, resources(game())), stream)
     lines = stream.getvalue().splitlines()
-    assert '      ~ domain = "game.example.com" -> "play.example.com" # forces replacement' in lines
+    assert (
+        '      ~ domain = "game.example.com" -> "play.example.com" # forces replacement'
+        in lines
+    )
     assert "      ~ ipv6   = true -> false" in lines
     assert "-/+ destroy and then create replacement" in lines
 
@@ -70,7 +73,9 @@ def test_rule_changes_by_key_with_mappings():
         rule("tcp", "80,81", "9000"),
     )
     change = _only(diff(resources(game(rules=rules)), resources(game())))
-    assert [(r.key, r.action, r.changed_attributes, r.mapping) for r in change.rule_changes] == [
+    assert [
+        (r.key, r.action, r.changed_attributes, r.mapping) for r in change.rule_changes
+    ] == [
         (
             "tcp/7000-7010",
             Action.UPDATE,
@@ -95,19 +100,33 @@ def test_deleted_application_lists_every_rule_as_removed():
     """A delete carries each of its rules as a removed rule."""
     change = _only(diff({}, resources(dns())))
     assert change.action is Action.DELETE and change.after is None
-    assert change.reason == "in the state but no longer in the configuration"
-    assert [(r.key, r.action) for r in change.rule_changes] == [("udp/53", Action.DELETE)]
+    assert change.reason == "it is in the state but no longer in the configuration"
+    assert [(r.key, r.action) for r in change.rule_changes] == [
+        ("udp/53", Action.DELETE)
+    ]
 
 
 @pytest.mark.parametrize(
     "edge, origin, expected",
     [
-        ("7000-7010", "17000-17010", "tcp/7000-7010 -> 17000-17010 (by position: 7000->17000 … 7010->17010)"),
-        ("80,81", "9000-9001", "tcp/80,81 -> 9000-9001 (by position: 80->9000, 81->9001)"),
+        (
+            "7000-7010",
+            "17000-17010",
+            "tcp/7000-7010 -> 17000-17010 (by position: 7000->17000 … 7010->17010)",
+        ),
+        (
+            "80,81",
+            "9000-9001",
+            "tcp/80,81 -> 9000-9001 (by position: 80->9000, 81->9001)",
+        ),
         ("53", "5353", "tcp/53 -> 5353"),
         ("80", "8000-8003", "tcp/80 -> 8000-8003 (round-robin)"),
         ("80,81", "9000", "tcp/80,81 -> 9000 (all to one)"),
-        ("80,81", "9000-9002", "tcp/80,81 -> 9000-9002 (invalid: edge port has 2 ports but origin port has 3; a list or range of edge ports maps to one origin port or to a range of exactly 2 ports)"),
+        (
+            "80,81",
+            "9000-9002",
+            "tcp/80,81 -> 9000-9002 (invalid: edge port has 2 ports but origin port has 3; a list or range of edge ports maps to one origin port or to a range of exactly 2 ports)",
+        ),
     ],
 )
 def test_mapping_text(edge, origin, expected):
@@ -142,8 +161,13 @@ def test_plan_round_trips_through_its_dict():
     """Plan.from_dict(plan.to_dict()) is the same plan."""
     state = resources(game(), chat())
     read = resources(game(ipv6=False))
-    plan = diff(resources(game(domain="play.example.com")), refreshed_state(state, read),
-                drift(state, read), lineage="abc", serial=4)
+    plan = diff(
+        resources(game(domain="play.example.com")),
+        refreshed_state(state, read),
+        drift(state, read),
+        lineage="abc",
+        serial=4,
+    )
     assert Plan.from_dict(plan.to_dict()) == plan
 
 

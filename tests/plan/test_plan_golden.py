@@ -44,14 +44,18 @@ def test_output_matches_golden_file(scenario, suffix):
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_json_output_validates_against_schema(scenario):
     """The JSON plan of every scenario is valid against schemas/plan.schema.json."""
-    schema = json.loads(files("l4plan.schemas").joinpath("plan.schema.json").read_text())
+    schema = json.loads(
+        files("l4plan.schemas").joinpath("plan.schema.json").read_text()
+    )
     document = json.loads(_rendered(JsonRenderer(), SCENARIOS[scenario]()))
     jsonschema.Draft202012Validator(schema).validate(document)
 
 
 def test_schema_is_valid_2020_12():
     """The plan schema itself is a valid JSON Schema 2020-12 document."""
-    schema = json.loads(files("l4plan.schemas").joinpath("plan.schema.json").read_text())
+    schema = json.loads(
+        files("l4plan.schemas").joinpath("plan.schema.json").read_text()
+    )
     jsonschema.Draft202012Validator.check_schema(schema)
 
 
@@ -74,7 +78,9 @@ def test_colour_only_styles_the_plain_text():
 def test_colour_marks_glyphs_by_action():
     """Creates are green, updates yellow, destroys red, as Terraform colours them."""
     coloured = _rendered(TextRenderer(color=True), SCENARIOS["mixed"]())
-    assert click.style("+", fg="green") + ' ip_access_rule "block-scanners" {' in coloured
+    assert (
+        click.style("+", fg="green") + ' ip_access_rule "block-scanners" {' in coloured
+    )
     assert click.style("~", fg="yellow") + " algorithm" in coloured
     replace = click.style("-", fg="red") + "/" + click.style("+", fg="green")
     assert replace + ' application "dns" {' in coloured

@@ -21,7 +21,9 @@ def _text_line_count(plan):
 
 
 def _created(count):
-    apps = [game(name=f"app{i:04}", domain=f"app{i:04}.example.com") for i in range(count)]
+    apps = [
+        game(name=f"app{i:04}", domain=f"app{i:04}.example.com") for i in range(count)
+    ]
     return diff(resources(*apps), {})
 
 
@@ -63,7 +65,10 @@ def test_huge_plan_is_capped_below_65000_characters():
     text = _markdown(plan)
     total = _text_line_count(plan)
     assert len(text) < MAX_CHARS <= 65_000
-    assert f"lines shown. The job log, or `l4plan show PLANFILE`, has the whole plan." in text
+    assert (
+        f"lines shown. The job log, or `l4plan show PLANFILE`, has the whole plan."
+        in text
+    )
     assert f" of {total} lines shown" in text
     assert text.rstrip().endswith("has the whole plan._")
     assert text.count("```") == 2 and "</details>" in text

@@ -10,7 +10,10 @@ from l4plan.plan import Plan, PreventDestroyError, TooMuchChange, UnsafePlan
 
 
 def _apps(count, **changes):
-    return [game(name=f"app{i:02}", domain=f"app{i:02}.example.com", **changes) for i in range(count)]
+    return [
+        game(name=f"app{i:02}", domain=f"app{i:02}.example.com", **changes)
+        for i in range(count)
+    ]
 
 
 def test_deleting_a_protected_application_is_an_error():
@@ -41,7 +44,10 @@ def test_every_protected_application_is_named_at_once():
 
 def test_updating_a_protected_application_is_allowed():
     """prevent_destroy guards destruction only; in-place updates go ahead."""
-    plan = diff(resources(game(prevent_destroy=True, ipv6=False)), resources(game(prevent_destroy=True)))
+    plan = diff(
+        resources(game(prevent_destroy=True, ipv6=False)),
+        resources(game(prevent_destroy=True)),
+    )
     assert plan.summary == {"add": 0, "change": 1, "destroy": 0}
 
 
@@ -53,7 +59,9 @@ def test_turning_protection_off_then_deleting_is_allowed():
 def _plan_destroying(existing, deleted, replaced=0):
     apps = _apps(existing)
     kept = apps[deleted:]
-    kept = [dataclasses.replace(a, domain=f"new-{a.domain}") for a in kept[:replaced]] + kept[replaced:]
+    kept = [
+        dataclasses.replace(a, domain=f"new-{a.domain}") for a in kept[:replaced]
+    ] + kept[replaced:]
     return diff(resources(*kept), resources(*apps))
 
 

@@ -51,7 +51,10 @@ def test_digest_is_sha256_of_canonical_json():
     reordered = {k: dict(reversed(list(v.items()))) for k, v in DESIRED.items()}
     assert config_digest(reordered) == config_digest(DESIRED)
     assert config_digest(resources(game())) != config_digest(DESIRED)
-    assert config_digest(DESIRED).startswith("sha256:") and len(config_digest(DESIRED)) == 71
+    assert (
+        config_digest(DESIRED).startswith("sha256:")
+        and len(config_digest(DESIRED)) == 71
+    )
 
 
 def test_fresh_plan_passes(saved):
@@ -90,7 +93,9 @@ def test_plan_for_another_state_is_refused(saved):
 def test_plan_from_another_version_is_refused(saved):
     """A plan saved by another l4plan version is not applied."""
     old = dataclasses.replace(load_plan(saved), l4plan_version="0.0.1")
-    with pytest.raises(ForeignPlan, match=f"made by l4plan 0.0.1, and this is l4plan {__version__}"):
+    with pytest.raises(
+        ForeignPlan, match=f"made by l4plan 0.0.1, and this is l4plan {__version__}"
+    ):
         check_fresh(old, LINEAGE, 7)
 
 
@@ -98,7 +103,10 @@ def test_missing_file_names_the_file(tmp_path):
     """A missing plan file is reported with its path."""
     with pytest.raises(PlanFileError) as caught:
         load_plan(tmp_path / "nope")
-    assert str(caught.value) == f"Cannot read saved plan {tmp_path / 'nope'}: No such file or directory"
+    assert (
+        str(caught.value)
+        == f"Cannot read saved plan {tmp_path / 'nope'}: No such file or directory"
+    )
 
 
 def test_corrupt_json_names_the_file(saved):
@@ -116,7 +124,10 @@ def test_corrupt_json_names_the_file(saved):
     [
         (lambda d: [], "not a JSON object"),
         (lambda d: {**d, "desired": None}, '"desired" is missing or not a dict'),
-        (lambda d: {k: v for k, v in d.items() if k != "plan"}, '"plan" is missing or not a dict'),
+        (
+            lambda d: {k: v for k, v in d.items() if k != "plan"},
+            '"plan" is missing or not a dict',
+        ),
         (
             lambda d: {**d, "plan": {**d["plan"], "serial": -1}},
             "plan at serial: -1 is less than the minimum of 0",

@@ -7,7 +7,7 @@ from l4plan.diff import diff
 from l4plan.provider_registry import get_provider, provider_class
 from l4plan.providers.base import Provider, ProviderError
 
-FAKE_MODULE = '''
+FAKE_MODULE = """
 from l4plan.providers.base import Provider
 
 
@@ -24,16 +24,20 @@ class FakeProvider(Provider):
 class NotAProvider:
     pass
 
-'''
+"""
 
 
 def _install(tmp_path, monkeypatch, entry_points):
     """A distribution on sys.path that registers ``entry_points`` as providers."""
     (tmp_path / "fake_l4plan_provider.py").write_text(FAKE_MODULE)
-    (tmp_path / "broken_l4plan_provider.py").write_text("raise ImportError('no twisted here')\n")
+    (tmp_path / "broken_l4plan_provider.py").write_text(
+        "raise ImportError('no twisted here')\n"
+    )
     info = tmp_path / "fake_l4plan_provider-1.0.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-l4plan-provider\nVersion: 1.0\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fake-l4plan-provider\nVersion: 1.0\n"
+    )
     lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
     (info / "entry_points.txt").write_text(f"[l4plan.providers]\n{lines}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -56,14 +60,20 @@ def test_provider_is_found_by_entry_point(installed, tmp_path):
     """get_provider builds the class registered under the name, with its settings."""
     provider = get_provider("fake", {"endpoint": "x"}, tmp_path)
     assert type(provider).__name__ == "FakeProvider" and isinstance(provider, Provider)
-    assert (provider.name, provider.settings, provider.workdir) == ("fake", {"endpoint": "x"}, tmp_path)
+    assert (provider.name, provider.settings, provider.workdir) == (
+        "fake",
+        {"endpoint": "x"},
+        tmp_path,
+    )
 
 
 def test_unknown_provider_names_those_installed(installed, tmp_path):
     """An unknown name is an error that lists the installed providers and the fix."""
     with pytest.raises(ProviderError) as caught:
         get_provider("haproxy", {}, tmp_path)
-    assert str(caught.value).startswith('Unknown provider "haproxy" (installed providers: ')
+    assert str(caught.value).startswith(
+        'Unknown provider "haproxy" (installed providers: '
+    )
     assert "broken, fake, odd" in str(caught.value)
     assert str(caught.value).endswith(
         "); fix the provider block, or install the package that provides it"
@@ -121,10 +131,15 @@ def test_unknown_setting_is_refused():
 def test_apply_then_read_sorted_by_address():
     """apply hands desired to _apply; read returns _read's result sorted by address."""
     provider = MemoryProvider("memory", {}, ".")
-    desired = resources(game(name="b", rules=(rule("tcp", "80", "81"),)),
-                        game(name="a", rules=(rule("tcp", "90", "91"),)))
+    desired = resources(
+        game(name="b", rules=(rule("tcp", "80", "81"),)),
+        game(name="a", rules=(rule("tcp", "90", "91"),)),
+    )
     identity = provider.apply(diff(desired, {}), desired)
-    assert identity == {"application.a": {"generation": 1}, "application.b": {"generation": 1}}
+    assert identity == {
+        "application.a": {"generation": 1},
+        "application.b": {"generation": 1},
+    }
     assert list(provider.read()) == ["application.a", "application.b"]
 
 
