@@ -8,6 +8,9 @@ import select
 import socket
 import time
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+
 
 def make_rule(edge_port, ports, origin="127.0.0.1", protocol="tcp", origin_type="ip",
               passthrough="off", origin_port=None):
@@ -159,3 +162,52 @@ def json_counters(output):
     """The counters the runtime prints as its last stdout line when it stops."""
     last = output.decode().strip().splitlines()[-1]
     return json.loads(last)["counters"]
+
+
+class DatagramTransport:
+    """Records datagrams, the connected address and whether it was closed."""
+
+    def __init__(self, host=("127.0.0.1", 5300)):
+        self.written = []
+        self.connected_to = None
+        self.stopped = False
+        self._host = host
+
+    def write(self, datagram, addr=None):
+        self.written.append((datagram, addr))
+
+    def connect(self, host, port):
+        self.connected_to = (host, port)
+
+    def getHost(self):
+        return IPv4Address("UDP", *self._host)
+
+    def stopListening(self):
+        self.stopped = True
+
+
+class UdpReactor(MemoryReactorClock):
+    """MemoryReactorClock plus listenUDP handing out L{DatagramTransport}s."""
+
+    def __init__(self):
+        super().__init__()
+        self.udp_ports = []
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        transport = DatagramTransport()
+        self.udp_ports.append((interface, protocol, transport))
+        protocol.makeConnection(transport)
+        return transport
+
+
+class Transport(StringTransport):
+    """A StringTransport that also records half-close and keepalive."""
+
+    write_closed = False
+    keepalive = 0
+
+    def loseWriteConnection(self):
+        self.write_closed = True
+
+    def setTcpKeepAlive(self, enabled):
+        self.keepalive = enabled

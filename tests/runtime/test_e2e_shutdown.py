@@ -35,8 +35,10 @@ def test_sigterm_drains_open_connection_then_exits_zero(processes, start_origin,
     status, output = processes.stop(runtime, sig=None)
     assert status == 0
     counters = json_counters(output)[f"app/tcp/{edge}"]
-    assert counters == {"opened": 1, "active": 0, "refused": 0, "denied": 0, "bytes_in": 19,
-                        "bytes_out": 19, "origin_failures": 0}
+    opened = counters.pop("opened")  # probes of refused() may land before the port closes
+    assert opened >= 1
+    assert counters == {"active": 0, "refused": 0, "denied": 0, "bytes_in": 19, "bytes_out": 19,
+                        "origin_failures": 0}
 
 
 def test_sigint_aborts_idle_connection_after_drain_timeout(processes, start_origin, start_runtime):

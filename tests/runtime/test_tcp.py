@@ -2,7 +2,7 @@
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionRefusedError, TimeoutError
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
 from l4plan.runtime import proxy_header
@@ -11,22 +11,10 @@ from l4plan.runtime.metrics import RuleCounters
 from l4plan.runtime.origins import FixedOrigin
 from l4plan.runtime.routes import Route, Rule
 from l4plan.runtime.tcp import RelayFactory
+from runtime_helpers import Transport
 
 CLIENT = IPv4Address("TCP", "198.51.100.1", 40000)
 EDGE = IPv4Address("TCP", "127.0.0.1", 7000)
-
-
-class Transport(StringTransport):
-    """A StringTransport that also records half-close and keepalive."""
-
-    write_closed = False
-    keepalive = 0
-
-    def loseWriteConnection(self):
-        self.write_closed = True
-
-    def setTcpKeepAlive(self, enabled):
-        self.keepalive = enabled
 
 
 def relay(passthrough="off", acl=None, keepalive=False, max_connections=10, ports=(17000,)):

@@ -1,8 +1,6 @@
 """The UDP relay's protocols, driven in memory (no sockets)."""
 
 from twisted.internet import defer
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock
 
 from l4plan.runtime import proxy_header
 from l4plan.runtime.acl import AccessList
@@ -10,44 +8,9 @@ from l4plan.runtime.metrics import RuleCounters
 from l4plan.runtime.origins import FixedOrigin, Lease
 from l4plan.runtime.routes import Route, Rule
 from l4plan.runtime.udp import PENDING_LIMIT, UdpRelay
+from runtime_helpers import DatagramTransport, UdpReactor
 
 CLIENT = ("198.51.100.1", 40000)
-
-
-class DatagramTransport:
-    """Records datagrams, the connected address and whether it was closed."""
-
-    def __init__(self, host=("127.0.0.1", 5300)):
-        self.written = []
-        self.connected_to = None
-        self.stopped = False
-        self._host = host
-
-    def write(self, datagram, addr=None):
-        self.written.append((datagram, addr))
-
-    def connect(self, host, port):
-        self.connected_to = (host, port)
-
-    def getHost(self):
-        return IPv4Address("UDP", *self._host)
-
-    def stopListening(self):
-        self.stopped = True
-
-
-class UdpReactor(MemoryReactorClock):
-    """MemoryReactorClock plus listenUDP handing out L{DatagramTransport}s."""
-
-    def __init__(self):
-        super().__init__()
-        self.udp_ports = []
-
-    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
-        transport = DatagramTransport()
-        self.udp_ports.append((interface, protocol, transport))
-        protocol.makeConnection(transport)
-        return transport
 
 
 class SlowOrigin:
