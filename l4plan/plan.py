@@ -222,7 +222,8 @@ class Plan:
         if len(doomed) > len(apps) * self.MAX_SAFE_DESTROY_FRACTION:
             raise TooMuchChange(
                 f"Too many applications would be destroyed or replaced: "
-                f"{len(doomed)} of {len(apps)} (more than a third); --force required"
+                f"{len(doomed)} of {len(apps)}, more than "
+                f"{self.MAX_SAFE_DESTROY_FRACTION:.0%}; --force required"
             )
 
     def to_dict(self):

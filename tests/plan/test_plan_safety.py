@@ -76,8 +76,8 @@ def test_deleting_more_than_a_third_of_ten_applications_needs_force():
         _plan_destroying(10, 4).raise_if_unsafe()
     assert isinstance(caught.value, UnsafePlan)
     assert str(caught.value) == (
-        "Too many applications would be destroyed or replaced: 4 of 10 "
-        "(more than a third); --force required"
+        "Too many applications would be destroyed or replaced: 4 of 10, "
+        "more than 33%; --force required"
     )
 
 
