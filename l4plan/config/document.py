@@ -7,8 +7,6 @@ the top, nested ``rule`` and ``origin`` blocks as lists, ``lifecycle`` and
 as a tuple of keys and indexes, to ``(filename, line, column)``.
 """
 
-from dataclasses import dataclass, field
-
 from l4plan.diagnostics import Diagnostic
 
 #: Nested blocks that may appear several times in their parent.
@@ -17,10 +15,28 @@ REPEATED_BLOCKS = frozenset({"rule", "origin"})
 SINGLE_BLOCKS = frozenset({"lifecycle", "health_check"})
 
 
-@dataclass
 class Document:
-    data: dict = field(default_factory=dict)
-    positions: dict = field(default_factory=dict)
+    """Data, and positions found only when first asked for.
+
+    Positions are needed only to point at a problem, so a format whose
+    positions cost more than its values (JSON) passes ``sources``: functions
+    returning position dicts, merged in order, the first place of a path
+    winning.
+    """
+
+    def __init__(self, data=None, positions=None, sources=()):
+        self.data = {} if data is None else data
+        self._positions = positions
+        self._sources = list(sources)
+
+    @property
+    def positions(self):
+        if self._positions is None:
+            self._positions = {}
+            for source in self._sources:
+                for path, position in source().items():
+                    self._positions.setdefault(path, position)
+        return self._positions
 
     def locate(self, path):
         """The position of ``path``, or of its nearest located parent."""

@@ -109,16 +109,36 @@ class _Reader:
 
 
 def load_json(text, filename):
-    """Parse JSON ``text``; raise ConfigError naming file:line on bad syntax."""
-    reader = _Reader(text, filename)
-    data, end = reader.value(0, ())
-    if reader.skip(end) != len(text):
-        reader.fail(reader.skip(end), "unexpected text after the document")
+    """Parse JSON ``text``; raise ConfigError naming file:line on bad syntax.
+
+    The standard parser reads the values; the positioned reader runs only
+    when a position is needed, or to explain a syntax error.
+    """
+    try:
+        data = json.loads(text, object_pairs_hook=_unique_members)
+    except ValueError:
+        _read_positions(text, filename)
+        raise AssertionError("the positioned reader accepted what json rejected") from None
     if not isinstance(data, dict):
-        reader.fail(0, "the document must be an object of blocks")
+        _Reader(text, filename).fail(0, "the document must be an object of blocks")
     wrapped = []
     data = _as_lists(data, (), wrapped)
-    return Document(data, _shift_positions(reader.positions, wrapped))
+    return Document(data, sources=[lambda: _shift_positions(_read_positions(text, filename), wrapped)])
+
+
+def _unique_members(pairs):
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate member")
+    return result
+
+
+def _read_positions(text, filename):
+    reader = _Reader(text, filename)
+    _, end = reader.value(0, ())
+    if reader.skip(end) != len(text):
+        reader.fail(reader.skip(end), "unexpected text after the document")
+    return reader.positions
 
 
 def _as_lists(value, path, wrapped):

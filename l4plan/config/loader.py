@@ -48,12 +48,15 @@ def load_directory(directory):
                 )
             ]
         )
-    merged, diagnostics = Document(), []
+    documents, diagnostics = [], []
     for path in files:
         try:
-            _merge(merged, load_file(path, _display(path)), diagnostics)
+            documents.append(load_file(path, _display(path)))
         except ConfigError as error:
             diagnostics.extend(error.diagnostics)
+    merged = Document(sources=[lambda d=d: d.positions for d in documents])
+    for document in documents:
+        _merge(merged, document, diagnostics)
     if diagnostics:
         raise ConfigError(diagnostics)
     return merged
@@ -84,6 +87,3 @@ def _merge(merged, document, diagnostics):
                 )
                 continue
             target[label] = body
-    merged.positions.update(
-        (path, position) for path, position in document.positions.items() if path not in merged.positions
-    )

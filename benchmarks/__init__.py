@@ -1,0 +1,1 @@
+"""Benchmarks: run with one command each; they print figures, tests never time anything."""
