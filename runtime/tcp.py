@@ -87,9 +87,7 @@ class ClientLeg(_Leg, TimeoutMixin):
 
     def connectionMade(self):
         self.rule = self.factory.route.rule
-        reason = self.factory.admit(self)
-        if reason is not None:
-            setattr(self.rule.counters, reason, getattr(self.rule.counters, reason) + 1)
+        if not self.factory.admit(self):
             self.transport.abortConnection()
             return
         self.transport.pauseProducing()
@@ -174,16 +172,18 @@ class RelayFactory(protocol.ServerFactory):
         self._idle_waiters = []
 
     def admit(self, leg):
-        """None to accept C{leg}, else the counter naming why it is turned away."""
-        rule = leg.rule
-        if rule.acl is not None and not rule.acl.allows(leg.transport.getPeer().host):
-            return "denied"
-        if rule.counters.active >= self.max_connections:
-            return "refused"
-        rule.counters.opened += 1
-        rule.counters.active += 1
+        """Count C{leg} in, or count why it is turned away (ACL, limit) and say no."""
+        counters = leg.rule.counters
+        if leg.rule.acl is not None and not leg.rule.acl.allows(leg.transport.getPeer().host):
+            counters.denied += 1
+            return False
+        if counters.active >= self.max_connections:
+            counters.refused += 1
+            return False
+        counters.opened += 1
+        counters.active += 1
         self.connections.add(leg)
-        return None
+        return True
 
     def release(self, leg):
         if leg in self.connections:
