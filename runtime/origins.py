@@ -1,10 +1,12 @@
 # -*- test-case-name: tests.runtime.test_origins -*-
 """Where a new connection or session goes: an IP, a host name, or a load balancer.
 
-Every origin answers C{pick(client_ip)} with a Deferred L{Lease}: the IP address
-to reach and a C{release} to call when the connection or session ends (what
-least_connections counts). The origin port is not chosen here: it comes from
-the rule's port mapping.
+Every origin answers C{pick(client_ip, exclude)} with a Deferred L{Lease}: the
+IP address to reach and a C{release} to call when the connection or session
+ends (what least_connections counts). C{attempts} says how many different
+choices a failed TCP connect may try (HAProxy's redispatch): one, except for
+a load balancer. The origin port is not chosen here: it comes from the rule's
+port mapping.
 """
 
 import ipaddress
@@ -28,6 +30,7 @@ class Lease:
 
     host: str
     release: Callable[[], None] = field(default=lambda: None)
+    backend: object = None  # what to exclude when trying again
 
 
 def _is_ip(host):
@@ -90,21 +93,25 @@ class HostCache:
 class FixedOrigin:
     """An origin given as an IP address."""
 
+    attempts = 1
+
     def __init__(self, host):
         self.host = host
 
-    def pick(self, client_ip):
+    def pick(self, client_ip, exclude=()):
         return defer.succeed(Lease(self.host))
 
 
 class HostOrigin:
     """A domain or object-storage host, resolved at connect time."""
 
+    attempts = 1
+
     def __init__(self, host, hosts):
         self.host = host
         self._hosts = hosts
 
-    def pick(self, client_ip):
+    def pick(self, client_ip, exclude=()):
         return self._hosts.resolve(self.host).addCallback(Lease)
 
 
@@ -170,14 +177,20 @@ class LoadBalancer:
         self._choose = ALGORITHMS[spec["algorithm"]]
         self._hosts = hosts
 
-    def pick(self, client_ip):
-        candidates = [b for b in self.backends if b.healthy] or self.backends
+    @property
+    def attempts(self):
+        return len(self.backends)
+
+    def pick(self, client_ip, exclude=()):
+        """Choose among healthy origins not in C{exclude} (else any not excluded)."""
+        untried = [b for b in self.backends if b not in exclude] or self.backends
+        candidates = [b for b in untried if b.healthy] or untried
         backend = self._choose(candidates, client_ip)
         backend.active += 1
         release = _once(lambda: setattr(backend, "active", backend.active - 1))
         d = self._hosts.resolve(backend.address)
         d.addErrback(_release_on_failure, release)
-        return d.addCallback(Lease, release)
+        return d.addCallback(Lease, release, backend)
 
 
 def _release_on_failure(failure, release):

@@ -61,7 +61,7 @@ class OriginLeg(_Leg):
 
 
 class OriginLegFactory(protocol.ClientFactory):
-    """Connects one client leg to its origin; a failure closes the client."""
+    """Connects one client leg to its origin; failures go back to that leg."""
 
     noisy = False
 
@@ -93,25 +93,38 @@ class ClientLeg(_Leg, TimeoutMixin):
         self.transport.pauseProducing()
         self.callLater = self.factory.reactor.callLater
         self.setTimeout(self.factory.idle_timeout)
-        port = self.factory.route.next_origin_port()
-        d = self.rule.origin.pick(self.transport.getPeer().host)
-        d.addCallbacks(self._connect, self.origin_failed, callbackArgs=(port,))
+        self._origin_port = self.factory.route.next_origin_port()
+        self._tried = []  # backends of failed attempts, not to be chosen again
+        self._pick()
 
-    def _connect(self, lease, port):
+    def _pick(self):
+        d = self.rule.origin.pick(self.transport.getPeer().host, exclude=self._tried)
+        d.addCallbacks(self._connect, self.origin_failed)
+
+    def _connect(self, lease):
         self.lease = lease
         if self._closed:
             lease.release()
             return
         self._connector = self.factory.reactor.connectTCP(
-            lease.host, port, OriginLegFactory(self), timeout=self.factory.connect_timeout
+            lease.host, self._origin_port, OriginLegFactory(self), timeout=self.factory.connect_timeout
         )
 
     def origin_failed(self, reason):
-        """The origin could not be resolved or reached: count it, close the client."""
+        """Count the failure; try another origin when the rule has one, else close."""
         self._connector = None
         self.rule.counters.origin_failures += 1
         log.info("{rule}: origin failed: {reason}", rule=self.rule.key, reason=reason.getErrorMessage())
-        self.transport.loseConnection()
+        if self.lease is not None:
+            self._tried.append(self.lease.backend)
+            self.lease.release()
+            self.lease = None
+        else:
+            self._tried.append(None)  # resolution failed: still one attempt
+        if len(self._tried) < self.rule.origin.attempts and not self._closed:
+            self._pick()
+        else:
+            self.transport.loseConnection()
 
     def origin_connected(self, origin):
         """Send the passthrough header first, then wire the two legs together."""

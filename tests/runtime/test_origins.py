@@ -172,3 +172,13 @@ def test_failures_must_be_consecutive(streak):
     for ok in streak:
         lb.backends[0].record(ok, healthy_threshold=2, unhealthy_threshold=2)
     assert lb.backends[0].healthy
+
+
+def test_pick_excludes_tried_origins():
+    """A retry never goes back to an origin that already failed, unless none is left."""
+    lb = balancer("round_robin", weights=(1, 1))
+    first = result(lb.pick("c"))
+    assert result(lb.pick("c", exclude=[first.backend])).host != first.host
+    everything = [b for b in lb.backends]
+    assert result(lb.pick("c", exclude=everything)).host in {"192.0.2.1", "192.0.2.2"}
+    assert lb.attempts == 2 and FixedOrigin("192.0.2.1").attempts == 1

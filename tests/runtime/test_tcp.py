@@ -8,7 +8,7 @@ from twisted.python.failure import Failure
 from l4plan.runtime import proxy_header
 from l4plan.runtime.acl import AccessList
 from l4plan.runtime.metrics import RuleCounters
-from l4plan.runtime.origins import FixedOrigin
+from l4plan.runtime.origins import FixedOrigin, HostCache, LoadBalancer
 from l4plan.runtime.routes import Route, Rule
 from l4plan.runtime.tcp import RelayFactory
 from runtime_helpers import Transport
@@ -17,8 +17,9 @@ CLIENT = IPv4Address("TCP", "198.51.100.1", 40000)
 EDGE = IPv4Address("TCP", "127.0.0.1", 7000)
 
 
-def relay(passthrough="off", acl=None, keepalive=False, max_connections=10, ports=(17000,)):
-    rule = Rule("app/tcp/7000", "tcp", passthrough, keepalive, acl, FixedOrigin("192.0.2.9"), RuleCounters())
+def relay(passthrough="off", acl=None, keepalive=False, max_connections=10, ports=(17000,), origin=None):
+    origin = origin or FixedOrigin("192.0.2.9")
+    rule = Rule("app/tcp/7000", "tcp", passthrough, keepalive, acl, origin, RuleCounters())
     reactor = MemoryReactorClock()
     factory = RelayFactory(Route(rule, ports), reactor, connect_timeout=5, idle_timeout=60,
                            max_connections=max_connections)
@@ -204,3 +205,33 @@ def test_origin_failure_then_close_does_not_stop_connector():
     client.connectionLost(Failure(ConnectionRefusedError()))
     assert not reactor.connectors[0].stoppedConnecting
     assert (counters.active, counters.origin_failures) == (0, 1)
+
+
+def pool(*addresses):
+    spec = {"algorithm": "round_robin", "health_check": None,
+            "origins": [{"address": a, "weight": 1} for a in addresses]}
+    return LoadBalancer(spec, HostCache(MemoryReactorClock(), 30))
+
+
+def test_load_balancer_connect_failure_tries_next_origin():
+    """A refused connect to one pool origin is retried once per other origin (redispatch)."""
+    balancer = pool("192.0.2.1", "192.0.2.2")
+    reactor, factory, counters = relay(origin=balancer)
+    _, client_t = accept(factory)
+    reactor.tcpClients[0][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+    assert [c[0] for c in reactor.tcpClients] == ["192.0.2.1", "192.0.2.2"]
+    assert not client_t.disconnecting
+    assert [b.active for b in balancer.backends] == [0, 1]
+    connect_origin(reactor, index=1)
+    assert client_t.producerState == "producing"
+    assert counters.origin_failures == 1
+
+
+def test_load_balancer_gives_up_after_every_origin_failed():
+    """When every pool origin failed the client is closed; each failure is counted."""
+    reactor, factory, counters = relay(origin=pool("192.0.2.1", "192.0.2.2"))
+    _, client_t = accept(factory)
+    for index in range(2):
+        reactor.tcpClients[index][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+    assert len(reactor.tcpClients) == 2
+    assert client_t.disconnecting and counters.origin_failures == 2
