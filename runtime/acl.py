@@ -17,7 +17,10 @@ class AccessList:
     def __init__(self, rules):
         ordered = sorted(rules, key=lambda rule: rule["priority"])
         self._entries = [
-            (rule["action"] == "allow", [ipaddress.ip_network(s, strict=False) for s in rule["sources"]])
+            (
+                rule["action"] == "allow",
+                [ipaddress.ip_network(s, strict=False) for s in rule["sources"]],
+            )
             for rule in ordered
         ]
 

@@ -52,7 +52,10 @@ def _semantic_reasons(document):
     for app_name, app in document["applications"].items():
         for index, rule in enumerate(app["rules"]):
             where = f"applications/{app_name}/rules/{index}"
-            if rule["origin_type"] == "load_balancer" and rule["origin"] not in document["load_balancers"]:
+            if (
+                rule["origin_type"] == "load_balancer"
+                and rule["origin"] not in document["load_balancers"]
+            ):
                 yield f"{where}/origin: no load balancer named {rule['origin']!r}"
             for mapping in rule["ports"]:
                 key = (rule["protocol"], mapping["edge"])

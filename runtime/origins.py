@@ -79,7 +79,9 @@ class HostCache:
         if cached and cached[0] > self._reactor.seconds():
             return defer.succeed(cached[1])
         receiver = _Collect()
-        self._reactor.nameResolver.resolveHostName(receiver, host, addressTypes=[IPv4Address, IPv6Address])
+        self._reactor.nameResolver.resolveHostName(
+            receiver, host, addressTypes=[IPv4Address, IPv6Address]
+        )
         return receiver.done.addCallback(self._store, host)
 
     def _store(self, addresses, host):
@@ -134,8 +136,11 @@ class Backend:
         self._streak += 1
         if self._streak >= (healthy_threshold if ok else unhealthy_threshold):
             self.healthy, self._streak = ok, 0
-            log.info("origin {address} is now {state}", address=self.address,
-                     state="healthy" if ok else "unhealthy")
+            log.info(
+                "origin {address} is now {state}",
+                address=self.address,
+                state="healthy" if ok else "unhealthy",
+            )
 
 
 def _round_robin(backends, client_ip):

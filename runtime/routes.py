@@ -67,22 +67,35 @@ def _origin(rule, balancers, hosts):
 
 def compile_document(document, bind, bind6, hosts, metrics):
     """Routes for every edge port of every rule, on C{bind} (and C{bind6})."""
-    balancers = {name: origins.LoadBalancer(spec, hosts) for name, spec in document["load_balancers"].items()}
+    balancers = {
+        name: origins.LoadBalancer(spec, hosts) for name, spec in document["load_balancers"].items()
+    }
     access = AccessList(document["ip_access_rules"])
     routes, probe_ports = {}, {}
     for app_name, app in document["applications"].items():
         addresses = [bind, bind6] if app["ipv6"] else [bind]
         for spec in app["rules"]:
             key = f"{app_name}/{spec['protocol']}/{spec['edge_port']}"
-            rule = Rule(key, spec["protocol"], spec["client_ip_passthrough"], app["keepalive_protection"],
-                        access if app["waf_ip_access_control"] else None,
-                        _origin(spec, balancers, hosts), metrics.for_rule(key))
+            rule = Rule(
+                key,
+                spec["protocol"],
+                spec["client_ip_passthrough"],
+                app["keepalive_protection"],
+                access if app["waf_ip_access_control"] else None,
+                _origin(spec, balancers, hosts),
+                metrics.for_rule(key),
+            )
             for mapping in spec["ports"]:
                 for address in addresses:
-                    routes[ListenerKey(spec["protocol"], address, mapping["edge"])] = Route(rule, mapping["origin"])
+                    routes[ListenerKey(spec["protocol"], address, mapping["edge"])] = Route(
+                        rule, mapping["origin"]
+                    )
                 if spec["origin_type"] == "load_balancer":
                     name = spec["origin"]
                     probe_ports[name] = min([probe_ports.get(name, 65536), *mapping["origin"]])
-    checks = [(balancers[name], port) for name, port in sorted(probe_ports.items())
-              if balancers[name].health_check is not None]
+    checks = [
+        (balancers[name], port)
+        for name, port in sorted(probe_ports.items())
+        if balancers[name].health_check is not None
+    ]
     return Compiled(routes, checks)

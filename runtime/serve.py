@@ -48,8 +48,13 @@ class TcpListener(Service):
         self.key = key
         self.reactor = reactor
         self.drain_timeout = settings.drain_timeout
-        self.factory = RelayFactory(route, reactor, settings.connect_timeout,
-                                    settings.idle_timeout, settings.max_connections)
+        self.factory = RelayFactory(
+            route,
+            reactor,
+            settings.connect_timeout,
+            settings.idle_timeout,
+            settings.max_connections,
+        )
         self._port = None
 
     def startService(self):
@@ -63,13 +68,19 @@ class TcpListener(Service):
 
     def _drain(self):
         if self.factory.connections:
-            log.info("{key}: draining {n} connections", key=self.key, n=len(self.factory.connections))
+            log.info(
+                "{key}: draining {n} connections", key=self.key, n=len(self.factory.connections)
+            )
         deadline = self.reactor.callLater(self.drain_timeout, self._abort_all)
         idle = self.factory.wait_idle()
         return idle.addCallback(lambda _: deadline.active() and deadline.cancel())
 
     def _abort_all(self):
-        log.info("{key}: drain timeout, aborting {n} connections", key=self.key, n=len(self.factory.connections))
+        log.info(
+            "{key}: drain timeout, aborting {n} connections",
+            key=self.key,
+            n=len(self.factory.connections),
+        )
         for leg in list(self.factory.connections):
             leg.abort()
 
@@ -109,12 +120,16 @@ class Runtime(MultiService):
 
     def load(self, document):
         """Create (not start) the listeners and health checks of C{document}."""
-        compiled = compile_document(document, self.settings.bind, self.settings.bind6, self.hosts, self.metrics)
+        compiled = compile_document(
+            document, self.settings.bind, self.settings.bind6, self.hosts, self.metrics
+        )
         for key, route in sorted(compiled.routes.items(), key=lambda item: str(item[0])):
             listener = LISTENERS[key.protocol](key, route, self.reactor, self.settings)
             listener.setName(str(key))
             listener.setServiceParent(self)
-        self._checkers = [HealthChecker(self.reactor, lb, port, self.hosts) for lb, port in compiled.health_checks]
+        self._checkers = [
+            HealthChecker(self.reactor, lb, port, self.hosts) for lb, port in compiled.health_checks
+        ]
 
     def startService(self):
         super().startService()
@@ -144,5 +159,7 @@ def run(settings, reactor=None, out=sys.stdout):
         print(f"listening {listener.name}", file=out)
     print("ready", file=out, flush=True)
     reactor.run()
-    print(json.dumps({"counters": runtime.metrics.snapshot()}, sort_keys=True), file=out, flush=True)
+    print(
+        json.dumps({"counters": runtime.metrics.snapshot()}, sort_keys=True), file=out, flush=True
+    )
     return 0

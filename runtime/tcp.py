@@ -107,14 +107,19 @@ class ClientLeg(_Leg, TimeoutMixin):
             lease.release()
             return
         self._connector = self.factory.reactor.connectTCP(
-            lease.host, self._origin_port, OriginLegFactory(self), timeout=self.factory.connect_timeout
+            lease.host,
+            self._origin_port,
+            OriginLegFactory(self),
+            timeout=self.factory.connect_timeout,
         )
 
     def origin_failed(self, reason):
         """Count the failure; try another origin when the rule has one, else close."""
         self._connector = None
         self.rule.counters.origin_failures += 1
-        log.info("{rule}: origin failed: {reason}", rule=self.rule.key, reason=reason.getErrorMessage())
+        log.info(
+            "{rule}: origin failed: {reason}", rule=self.rule.key, reason=reason.getErrorMessage()
+        )
         if self.lease is not None:
             self._tried.append(self.lease.backend)
             self.lease.release()
@@ -134,7 +139,9 @@ class ClientLeg(_Leg, TimeoutMixin):
             return
         self.peer = origin
         client, edge = self.transport.getPeer(), self.transport.getHost()
-        header = proxy_header.for_tcp(self.rule.passthrough, (client.host, client.port), (edge.host, edge.port))
+        header = proxy_header.for_tcp(
+            self.rule.passthrough, (client.host, client.port), (edge.host, edge.port)
+        )
         if header:
             origin.transport.write(header)
         if self.rule.keepalive:

@@ -52,7 +52,9 @@ class UdpSession(DatagramProtocol):
 
     def _failed(self, reason):
         self.rule.counters.origin_failures += 1
-        log.info("{rule}: origin failed: {reason}", rule=self.rule.key, reason=reason.getErrorMessage())
+        log.info(
+            "{rule}: origin failed: {reason}", rule=self.rule.key, reason=reason.getErrorMessage()
+        )
         self.close()
 
     def send(self, data):

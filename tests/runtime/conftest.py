@@ -33,8 +33,13 @@ class Processes:
 
     def start(self, args, name, ready=b"ready"):
         with open(self.tmp_path / f"{name}.stderr", "wb") as stderr:
-            proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE, stderr=stderr,
-                                    bufsize=0, cwd=self.tmp_path)
+            proc = subprocess.Popen(
+                [str(a) for a in args],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                bufsize=0,
+                cwd=self.tmp_path,
+            )
         proc.name = name
         self._children.append(proc)
         proc.output = read_until(proc, ready) if ready else b""
@@ -83,7 +88,9 @@ def start_runtime(processes, tmp_path):
         data_dir = tmp_path / f"data-{len(processes._children)}"
         data_dir.mkdir()
         (data_dir / "applied.json").write_text(json.dumps(document))
-        return processes.start([L4PLAN, "runtime", "serve", "--data-dir", data_dir, *options], "runtime", ready)
+        return processes.start(
+            [L4PLAN, "runtime", "serve", "--data-dir", data_dir, *options], "runtime", ready
+        )
 
     return start
 
@@ -103,7 +110,9 @@ def wait_for_port(port, host="127.0.0.1", timeout=15.0):
 def _binary(name):
     path = shutil.which(name, path=SBIN_PATH)
     if path is None:
-        pytest.skip(f"{name} is not installed (apt-get install {name}); it is the real PROXY parser here")
+        pytest.skip(
+            f"{name} is not installed (apt-get install {name}); it is the real PROXY parser here"
+        )
     return path
 
 
@@ -160,8 +169,11 @@ def start_nginx(processes, tmp_path):
     def start(port):
         config = tmp_path / "nginx.conf"
         config.write_text(NGINX_CONFIG.format(port=port, tmp=tmp_path, module=module))
-        proc = processes.start([binary, "-p", tmp_path, "-c", config, "-e", tmp_path / "nginx-early.log"],
-                               "nginx", ready=None)
+        proc = processes.start(
+            [binary, "-p", tmp_path, "-c", config, "-e", tmp_path / "nginx-early.log"],
+            "nginx",
+            ready=None,
+        )
         wait_for_port(port)
         return proc
 

@@ -12,8 +12,15 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 
-def make_rule(edge_port, ports, origin="127.0.0.1", protocol="tcp", origin_type="ip",
-              passthrough="off", origin_port=None):
+def make_rule(
+    edge_port,
+    ports,
+    origin="127.0.0.1",
+    protocol="tcp",
+    origin_type="ip",
+    passthrough="off",
+    origin_port=None,
+):
     """A runtime-document rule; C{ports} is [(edge, [origin, ...]), ...]."""
     return {
         "protocol": protocol,
@@ -27,8 +34,7 @@ def make_rule(edge_port, ports, origin="127.0.0.1", protocol="tcp", origin_type=
     }
 
 
-def make_document(rules, ipv6=False, acl=None, waf=False, load_balancers=None,
-                  keepalive=False):
+def make_document(rules, ipv6=False, acl=None, waf=False, load_balancers=None, keepalive=False):
     """A valid runtime document with one application "app" holding C{rules}."""
     return {
         "format_version": 1,
@@ -54,8 +60,13 @@ def make_document(rules, ipv6=False, acl=None, waf=False, load_balancers=None,
 
 def lb_rule(edge_port, origin_port, name="pool", protocol="tcp"):
     """A rule sending one edge port to load balancer C{name} on one origin port."""
-    return make_rule(str(edge_port), [(edge_port, [origin_port])], origin=name,
-                     origin_type="load_balancer", protocol=protocol)
+    return make_rule(
+        str(edge_port),
+        [(edge_port, [origin_port])],
+        origin=name,
+        origin_type="load_balancer",
+        protocol=protocol,
+    )
 
 
 def _bindable(port, kinds):

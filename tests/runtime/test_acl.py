@@ -14,10 +14,12 @@ def test_no_rules_allow_everyone():
 
 def test_first_match_by_priority_wins():
     """The lowest priority number decides, whatever the order given."""
-    acl = AccessList([
-        rule("deny-net", "deny", ["198.51.100.0/24"], 20),
-        rule("allow-host", "allow", ["198.51.100.7/32"], 10),
-    ])
+    acl = AccessList(
+        [
+            rule("deny-net", "deny", ["198.51.100.0/24"], 20),
+            rule("allow-host", "allow", ["198.51.100.7/32"], 10),
+        ]
+    )
     assert acl.allows("198.51.100.7")
     assert not acl.allows("198.51.100.8")
     assert acl.allows("192.0.2.1")

@@ -9,22 +9,59 @@ from runtime_helpers import make_document, make_rule
 
 EXAMPLE = {
     "format_version": 1,
-    "site": {"name": "example.com", "ddos_full_protection": True,
-             "china_mainland_network_optimization": False, "fixed_ipv4": False},
-    "ip_access_rules": [{"name": "block-scanners", "action": "deny",
-                         "sources": ["198.51.100.0/24", "2001:db8:bad::/48"], "priority": 10}],
-    "load_balancers": {"game-pool": {
-        "algorithm": "round_robin",
-        "origins": [{"address": "192.0.2.10", "weight": 2}, {"address": "192.0.2.11", "weight": 1}],
-        "health_check": {"interval": 5, "timeout": 2, "unhealthy_threshold": 3, "healthy_threshold": 2}}},
-    "applications": {"game": {
-        "domain": "game.example.com", "ipv6": True, "waf_ip_access_control": True,
-        "keepalive_protection": False,
-        "rules": [{"protocol": "tcp", "edge_port": "7000-7002", "origin_type": "ip",
-                   "origin": "203.0.113.10", "origin_port": "17000-17002",
-                   "client_ip_passthrough": "proxy_protocol_v2", "comment": "",
-                   "ports": [{"edge": 7000, "origin": [17000]}, {"edge": 7001, "origin": [17001]},
-                             {"edge": 7002, "origin": [17002]}]}]}},
+    "site": {
+        "name": "example.com",
+        "ddos_full_protection": True,
+        "china_mainland_network_optimization": False,
+        "fixed_ipv4": False,
+    },
+    "ip_access_rules": [
+        {
+            "name": "block-scanners",
+            "action": "deny",
+            "sources": ["198.51.100.0/24", "2001:db8:bad::/48"],
+            "priority": 10,
+        }
+    ],
+    "load_balancers": {
+        "game-pool": {
+            "algorithm": "round_robin",
+            "origins": [
+                {"address": "192.0.2.10", "weight": 2},
+                {"address": "192.0.2.11", "weight": 1},
+            ],
+            "health_check": {
+                "interval": 5,
+                "timeout": 2,
+                "unhealthy_threshold": 3,
+                "healthy_threshold": 2,
+            },
+        }
+    },
+    "applications": {
+        "game": {
+            "domain": "game.example.com",
+            "ipv6": True,
+            "waf_ip_access_control": True,
+            "keepalive_protection": False,
+            "rules": [
+                {
+                    "protocol": "tcp",
+                    "edge_port": "7000-7002",
+                    "origin_type": "ip",
+                    "origin": "203.0.113.10",
+                    "origin_port": "17000-17002",
+                    "client_ip_passthrough": "proxy_protocol_v2",
+                    "comment": "",
+                    "ports": [
+                        {"edge": 7000, "origin": [17000]},
+                        {"edge": 7001, "origin": [17001]},
+                        {"edge": 7002, "origin": [17002]},
+                    ],
+                }
+            ],
+        }
+    },
 }
 
 
@@ -69,7 +106,9 @@ def test_schema_errors_name_the_place():
 
 def test_v1_over_udp_refused():
     """PROXY v1 exists for TCP only."""
-    bad = make_document([make_rule("53", [(53, [53])], protocol="udp", passthrough="proxy_protocol_v1")])
+    bad = make_document(
+        [make_rule("53", [(53, [53])], protocol="udp", passthrough="proxy_protocol_v1")]
+    )
     with pytest.raises(document.DocumentError, match="rules/0/protocol"):
         document.validate(bad)
 
@@ -84,5 +123,7 @@ def test_unknown_load_balancer_refused():
 def test_edge_port_used_twice_refused():
     """Two rules cannot listen on the same protocol and edge port."""
     bad = make_document([make_rule("80", [(80, [80])]), make_rule("80", [(80, [81])])])
-    with pytest.raises(document.DocumentError, match="tcp edge port 80 is also used by applications/app/rules/0"):
+    with pytest.raises(
+        document.DocumentError, match="tcp edge port 80 is also used by applications/app/rules/0"
+    ):
         document.validate(bad)

@@ -4,8 +4,16 @@ import signal
 import socket
 import time
 
-from runtime_helpers import (connect, free_ports, json_counters, lb_rule, make_document, make_rule,
-                             recv_all, recv_line)
+from runtime_helpers import (
+    connect,
+    free_ports,
+    json_counters,
+    lb_rule,
+    make_document,
+    make_rule,
+    recv_all,
+    recv_line,
+)
 
 ACL = [
     {"name": "deny-loopback-net", "action": "deny", "sources": ["127.0.0.0/8"], "priority": 20},
@@ -48,8 +56,10 @@ def test_acl_allow_and_deny_tcp_and_udp(processes, start_origin, start_runtime):
     edge, origin = free_ports(2)
     start_origin("echo", "127.0.0.1", origin)
     start_origin("udp-echo", "127.0.0.1", origin)
-    rules = [make_rule(str(edge), [(edge, [origin])]),
-             make_rule(str(edge), [(edge, [origin])], protocol="udp")]
+    rules = [
+        make_rule(str(edge), [(edge, [origin])]),
+        make_rule(str(edge), [(edge, [origin])], protocol="udp"),
+    ]
     runtime = start_runtime(make_document(rules, ipv6=True, waf=True, acl=ACL))
     assert tcp_echo("127.0.0.1", edge) == b"hi\n"  # allow-one-host, priority 10
     assert tcp_echo("::1", edge) == b"hi\n"  # no rule matches: allowed
@@ -85,11 +95,21 @@ def wait_for_log(processes, proc, text, attempts=100):
 def test_load_balancer_failover_and_recovery(processes, start_origin, start_runtime):
     """A killed origin gets no connection that fails; it is used again when it returns."""
     edge, origin = free_ports(2)
-    pool = {"pool": {
-        "algorithm": "round_robin",
-        "origins": [{"address": "127.0.0.2", "weight": 1}, {"address": "127.0.0.3", "weight": 1}],
-        "health_check": {"interval": 0.2, "timeout": 0.5, "unhealthy_threshold": 1, "healthy_threshold": 1},
-    }}
+    pool = {
+        "pool": {
+            "algorithm": "round_robin",
+            "origins": [
+                {"address": "127.0.0.2", "weight": 1},
+                {"address": "127.0.0.3", "weight": 1},
+            ],
+            "health_check": {
+                "interval": 0.2,
+                "timeout": 0.5,
+                "unhealthy_threshold": 1,
+                "healthy_threshold": 1,
+            },
+        }
+    }
     start_origin("greet", "127.0.0.2", origin)
     second = start_origin("greet", "127.0.0.3", origin)
     runtime = start_runtime(make_document([lb_rule(edge, origin)], load_balancers=pool))

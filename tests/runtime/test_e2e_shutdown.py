@@ -37,15 +37,23 @@ def test_sigterm_drains_open_connection_then_exits_zero(processes, start_origin,
     counters = json_counters(output)[f"app/tcp/{edge}"]
     opened = counters.pop("opened")  # probes of refused() may land before the port closes
     assert opened >= 1
-    assert counters == {"active": 0, "refused": 0, "denied": 0, "bytes_in": 19, "bytes_out": 19,
-                        "origin_failures": 0}
+    assert counters == {
+        "active": 0,
+        "refused": 0,
+        "denied": 0,
+        "bytes_in": 19,
+        "bytes_out": 19,
+        "origin_failures": 0,
+    }
 
 
 def test_sigint_aborts_idle_connection_after_drain_timeout(processes, start_origin, start_runtime):
     """A connection still open when the drain timeout ends is closed; exit is still 0."""
     edge, origin = free_ports(2)
     start_origin("echo", "127.0.0.1", origin)
-    runtime = start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])]), "--drain-timeout", "0.3")
+    runtime = start_runtime(
+        make_document([make_rule(str(edge), [(edge, [origin])])]), "--drain-timeout", "0.3"
+    )
     with connect("127.0.0.1", edge) as sock:
         sock.sendall(b"x")
         assert sock.recv(10) == b"x"
@@ -65,7 +73,9 @@ def test_port_in_use_is_a_clear_error(processes, start_runtime):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", edge))
         taken.listen()
-        runtime = start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])]), ready=None)
+        runtime = start_runtime(
+            make_document([make_rule(str(edge), [(edge, [origin])])]), ready=None
+        )
         status, _ = processes.stop(runtime, sig=None)
     assert status == 1
     assert "Another process uses this port" in processes.stderr(runtime)

@@ -26,9 +26,11 @@ def test_slow_reader_keeps_memory_bounded(processes, start_origin, start_runtime
         during = vm_rss_kib(runtime.pid)
     status, output = processes.stop(runtime)
     relayed = json_counters(output)[f"app/tcp/{edge}"]["bytes_out"]
-    print(f"\nslow reader: client read {received} B; runtime read {relayed / 2**20:.2f} MiB of "
-          f"{BLAST / 2**20:.0f} MiB from the origin; VmRSS {before} KiB before, {during} KiB "
-          f"while reading (+{during - before} KiB)")
+    print(
+        f"\nslow reader: client read {received} B; runtime read {relayed / 2**20:.2f} MiB of "
+        f"{BLAST / 2**20:.0f} MiB from the origin; VmRSS {before} KiB before, {during} KiB "
+        f"while reading (+{during - before} KiB)"
+    )
     assert status == 0
     assert received == READS
     assert during - before < 16 * 1024

@@ -6,7 +6,15 @@ import threading
 
 import pytest
 
-from runtime_helpers import connect, free_ports, json_counters, make_document, make_rule, recv_all, recv_line
+from runtime_helpers import (
+    connect,
+    free_ports,
+    json_counters,
+    make_document,
+    make_rule,
+    recv_all,
+    recv_line,
+)
 
 MIB = 1024 * 1024
 
@@ -49,7 +57,9 @@ def test_offset_mapping_small_range(start_origin, start_runtime):
     edges, origins = free_ports(3, consecutive=True), free_ports(3, consecutive=True)
     start_origin("greet", "127.0.0.1", *origins)
     spec = f"{edges[0]}-{edges[-1]}"
-    rule = make_rule(spec, list(zip(edges, [[o] for o in origins])), origin_port=f"{origins[0]}-{origins[-1]}")
+    rule = make_rule(
+        spec, list(zip(edges, [[o] for o in origins])), origin_port=f"{origins[0]}-{origins[-1]}"
+    )
     start_runtime(make_document([rule]))
     for edge, origin in zip(edges, origins):
         with connect("127.0.0.1", edge) as sock:
@@ -98,4 +108,3 @@ def test_origin_down_closes_client_and_counts(processes, start_runtime):
     assert status == 0
     counters = json_counters(output)[f"app/tcp/{edge}"]
     assert counters["origin_failures"] == 1 and counters["active"] == 0
-

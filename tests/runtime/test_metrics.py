@@ -17,7 +17,14 @@ def test_snapshot_is_sorted_plain_data():
     metrics.for_rule("a/tcp/80")
     snapshot = metrics.snapshot()
     assert list(snapshot) == ["a/tcp/80", "b/udp/53"]
-    assert snapshot["b/udp/53"] == {"opened": 0, "active": 0, "refused": 0, "denied": 0,
-                                    "bytes_in": 7, "bytes_out": 0, "origin_failures": 0}
+    assert snapshot["b/udp/53"] == {
+        "opened": 0,
+        "active": 0,
+        "refused": 0,
+        "denied": 0,
+        "bytes_in": 7,
+        "bytes_out": 0,
+        "origin_failures": 0,
+    }
     metrics.for_rule("b/udp/53").bytes_in = 9
     assert snapshot["b/udp/53"]["bytes_in"] == 7

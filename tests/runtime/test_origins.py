@@ -18,7 +18,9 @@ class Resolver:
         self.table = table
         self.lookups = 0
 
-    def resolveHostName(self, receiver, host, portNumber=0, addressTypes=None, transportSemantics="TCP"):
+    def resolveHostName(
+        self, receiver, host, portNumber=0, addressTypes=None, transportSemantics="TCP"
+    ):
         self.lookups += 1
         receiver.resolutionBegan(None)
         for address in self.table.get(host, []):
@@ -125,7 +127,7 @@ CHECK = {"interval": 5, "timeout": 2, "unhealthy_threshold": 2, "healthy_thresho
 
 def run_checks(reactor, outcomes):
     """Answer the pending probes in order: True accepts, False refuses."""
-    probes = reactor.tcpClients[-len(outcomes):]
+    probes = reactor.tcpClients[-len(outcomes) :]
     for (_, _, factory, _, _), ok in zip(probes, outcomes):
         if ok:
             factory.buildProtocol(None)
@@ -139,7 +141,10 @@ def test_health_check_takes_origin_out_and_back():
     lb = balancer("round_robin", weights=(1, 1), health_check=CHECK)
     checker = HealthChecker(reactor, lb, 17000, HostCache(reactor, 30))
     checker.start()
-    assert [(c[0], c[1], c[3]) for c in reactor.tcpClients] == [("192.0.2.1", 17000, 2), ("192.0.2.2", 17000, 2)]
+    assert [(c[0], c[1], c[3]) for c in reactor.tcpClients] == [
+        ("192.0.2.1", 17000, 2),
+        ("192.0.2.2", 17000, 2),
+    ]
     run_checks(reactor, [False, True])
     assert lb.backends[0].healthy
     reactor.advance(5)

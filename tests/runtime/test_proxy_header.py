@@ -41,8 +41,12 @@ def test_v2_tcp4():
     """v2 over TCP/IPv4: 0x21, 0x11, length 12, addresses, ports big-endian."""
     header = ph.v2(("192.0.2.1", 56324), ("192.0.2.2", 443), "tcp")
     assert header == (
-        SIG + b"\x21\x11\x00\x0c"
-        + b"\xc0\x00\x02\x01" + b"\xc0\x00\x02\x02" + b"\xdc\x04" + b"\x01\xbb"
+        SIG
+        + b"\x21\x11\x00\x0c"
+        + b"\xc0\x00\x02\x01"
+        + b"\xc0\x00\x02\x02"
+        + b"\xdc\x04"
+        + b"\x01\xbb"
     )
     assert len(header) == 28
 
@@ -76,9 +80,14 @@ def test_spp_ipv4_is_mapped():
     header = ph.spp(("192.0.2.1", 5353), ("198.51.100.7", 53))
     assert header == (
         b"\x56\xec"
-        + b"\x00" * 10 + b"\xff\xff" + b"\xc0\x00\x02\x01"
-        + b"\x00" * 10 + b"\xff\xff" + b"\xc6\x33\x64\x07"
-        + b"\x14\xe9" + b"\x00\x35"
+        + b"\x00" * 10
+        + b"\xff\xff"
+        + b"\xc0\x00\x02\x01"
+        + b"\x00" * 10
+        + b"\xff\xff"
+        + b"\xc6\x33\x64\x07"
+        + b"\x14\xe9"
+        + b"\x00\x35"
     )
     assert len(header) == 38
 

@@ -11,8 +11,18 @@ from l4plan.runtime.serve import Runtime, Settings
 from runtime_helpers import Transport, UdpReactor, lb_rule, make_document, make_rule
 
 SETTINGS = Settings(drain_timeout=10)
-POOL = {"pool": {"algorithm": "round_robin", "origins": [{"address": "192.0.2.1", "weight": 1}],
-                 "health_check": {"interval": 5, "timeout": 1, "unhealthy_threshold": 1, "healthy_threshold": 1}}}
+POOL = {
+    "pool": {
+        "algorithm": "round_robin",
+        "origins": [{"address": "192.0.2.1", "weight": 1}],
+        "health_check": {
+            "interval": 5,
+            "timeout": 1,
+            "unhealthy_threshold": 1,
+            "healthy_threshold": 1,
+        },
+    }
+}
 
 
 def compiled(document):
@@ -22,13 +32,18 @@ def compiled(document):
 
 def test_listeners_keyed_by_protocol_address_port():
     """Each edge port of each rule listens on --bind, and on --bind6 with ipv6 on."""
-    rules = [make_rule("7000-7001", [(7000, [17000]), (7001, [17001])]),
-             make_rule("53", [(53, [5353])], protocol="udp")]
+    rules = [
+        make_rule("7000-7001", [(7000, [17000]), (7001, [17001])]),
+        make_rule("53", [(53, [5353])], protocol="udp"),
+    ]
     routes = compiled(make_document(rules, ipv6=True)).routes
     assert set(routes) == {
-        ListenerKey("tcp", "127.0.0.1", 7000), ListenerKey("tcp", "::1", 7000),
-        ListenerKey("tcp", "127.0.0.1", 7001), ListenerKey("tcp", "::1", 7001),
-        ListenerKey("udp", "127.0.0.1", 53), ListenerKey("udp", "::1", 53),
+        ListenerKey("tcp", "127.0.0.1", 7000),
+        ListenerKey("tcp", "::1", 7000),
+        ListenerKey("tcp", "127.0.0.1", 7001),
+        ListenerKey("tcp", "::1", 7001),
+        ListenerKey("udp", "127.0.0.1", 53),
+        ListenerKey("udp", "::1", 53),
     }
     tcp_7001 = routes[ListenerKey("tcp", "::1", 7001)]
     assert tcp_7001.origin_ports == (17001,)
@@ -72,7 +87,10 @@ def test_start_listens_everywhere_and_probes():
     """Starting the runtime opens every listener and starts the health checks."""
     rules = [lb_rule(80, 8080), make_rule("53", [(53, [53])], protocol="udp")]
     reactor, runtime = start(make_document(rules, load_balancers=POOL, ipv6=True))
-    assert sorted((port, interface) for port, _, _, interface in reactor.tcpServers) == [(80, "127.0.0.1"), (80, "::1")]
+    assert sorted((port, interface) for port, _, _, interface in reactor.tcpServers) == [
+        (80, "127.0.0.1"),
+        (80, "::1"),
+    ]
     assert sorted(interface for interface, _, _ in reactor.udp_ports) == ["127.0.0.1", "::1"]
     assert [(c[0], c[1]) for c in reactor.tcpClients] == [("192.0.2.1", 8080)]
     runtime.stopService()
@@ -84,7 +102,9 @@ def open_connection(reactor):
     factory = reactor.tcpServers[0][1]
     client = IPv4Address("TCP", "198.51.100.1", 1000)
     leg = factory.buildProtocol(client)
-    leg.makeConnection(Transport(hostAddress=IPv4Address("TCP", "127.0.0.1", 80), peerAddress=client))
+    leg.makeConnection(
+        Transport(hostAddress=IPv4Address("TCP", "127.0.0.1", 80), peerAddress=client)
+    )
     return leg
 
 

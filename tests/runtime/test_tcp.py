@@ -17,12 +17,19 @@ CLIENT = IPv4Address("TCP", "198.51.100.1", 40000)
 EDGE = IPv4Address("TCP", "127.0.0.1", 7000)
 
 
-def relay(passthrough="off", acl=None, keepalive=False, max_connections=10, ports=(17000,), origin=None):
+def relay(
+    passthrough="off", acl=None, keepalive=False, max_connections=10, ports=(17000,), origin=None
+):
     origin = origin or FixedOrigin("192.0.2.9")
     rule = Rule("app/tcp/7000", "tcp", passthrough, keepalive, acl, origin, RuleCounters())
     reactor = MemoryReactorClock()
-    factory = RelayFactory(Route(rule, ports), reactor, connect_timeout=5, idle_timeout=60,
-                           max_connections=max_connections)
+    factory = RelayFactory(
+        Route(rule, ports),
+        reactor,
+        connect_timeout=5,
+        idle_timeout=60,
+        max_connections=max_connections,
+    )
     return reactor, factory, rule.counters
 
 
@@ -155,7 +162,9 @@ def test_connection_lost_releases_slot():
 
 def test_acl_deny_closes_at_once():
     """A denied client is aborted before any origin connection is tried."""
-    acl = AccessList([{"name": "x", "action": "deny", "sources": ["198.51.100.0/24"], "priority": 1}])
+    acl = AccessList(
+        [{"name": "x", "action": "deny", "sources": ["198.51.100.0/24"], "priority": 1}]
+    )
     reactor, factory, counters = relay(acl=acl)
     _, client_t = accept(factory)
     assert client_t.disconnected and reactor.tcpClients == []
@@ -208,8 +217,11 @@ def test_origin_failure_then_close_does_not_stop_connector():
 
 
 def pool(*addresses):
-    spec = {"algorithm": "round_robin", "health_check": None,
-            "origins": [{"address": a, "weight": 1} for a in addresses]}
+    spec = {
+        "algorithm": "round_robin",
+        "health_check": None,
+        "origins": [{"address": a, "weight": 1} for a in addresses],
+    }
     return LoadBalancer(spec, HostCache(MemoryReactorClock(), 30))
 
 

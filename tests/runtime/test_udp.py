@@ -111,7 +111,9 @@ def test_session_cap_per_rule():
 
 def test_acl_drops_denied_datagrams():
     """A denied client's datagrams are dropped and counted, no session made."""
-    acl = AccessList([{"name": "x", "action": "deny", "sources": ["198.51.100.1/32"], "priority": 1}])
+    acl = AccessList(
+        [{"name": "x", "action": "deny", "sources": ["198.51.100.1/32"], "priority": 1}]
+    )
     reactor, edge, _, counters = relay(acl=acl)
     edge.datagramReceived(b"a", CLIENT)
     edge.datagramReceived(b"b", CLIENT)
