@@ -27,9 +27,7 @@ HCL_SUFFIX = ".l4.hcl"
 
 _NEWLINE = None  # a line break in the stream of comments and line breaks
 _GAP = "new_line_or_comment"
-_MEANING = hcl2.SerializationOptions(
-    strip_string_quotes=True, explicit_blocks=False, with_comments=False
-)
+_MEANING = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
 _CLOSERS = {"RBRACE": "'}'", "RSQB": "']'", "RPAR": "')'"}
 
 
@@ -106,9 +104,7 @@ def _parse(text, filename):
     try:
         tree = hcl2.parses_to_tree(text)
     except UnexpectedInput as error:
-        raise FormatError(
-            filename, error.line, error.column, _syntax_message(error)
-        ) from None
+        raise FormatError(filename, error.line, error.column, _syntax_message(error)) from None
     for block in tree.find_data("block"):
         *head, brace, _, _ = block.children
         if head[-1].data == _GAP:  # HCL forbids it; python-hcl2 reads a label
@@ -350,9 +346,7 @@ def _tuple(node, src, indent):
     if any(_ends_line(item, src) for item in items):
         return _verbatim(node, src)
     opener, rows = _rows(node.children, src, _element_row, indent + INDENT)
-    one_line = not opener and all(
-        row.kind == "blank" or _single_line(row, "item") for row in rows
-    )
+    one_line = not opener and all(row.kind == "blank" or _single_line(row, "item") for row in rows)
     if one_line:
         return "[" + ", ".join(row.text for row in rows if row.kind == "item") + "]"
     for row in rows:
@@ -373,9 +367,7 @@ def _object(node, src, indent):
     if not rows and not opener:
         return "{}"
     one_line = (
-        node.meta.line == node.meta.end_line
-        and not opener
-        and all(_single_line(row, "attr") for row in rows)
+        node.meta.line == node.meta.end_line and not opener and all(_single_line(row, "attr") for row in rows)
     )
     if one_line:
         return "{ " + ", ".join(f"{r.name} = {r.text}" for r in rows) + " }"
@@ -400,8 +392,7 @@ def _emit(rows, indent):
     codes = [_code(row, width, indent) for row, width in zip(rows, _alignment(rows))]
     columns = _comment_columns(rows, codes)
     return [
-        _with_comments(code.ljust(column), row.comments)
-        for row, code, column in zip(rows, codes, columns)
+        _with_comments(code.ljust(column), row.comments) for row, code, column in zip(rows, codes, columns)
     ]
 
 

@@ -18,9 +18,7 @@ from l4plan.cli import main
 from l4plan.fmt import FormatError, format_hcl, hcl_files
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fmt"
-MEANING = hcl2.SerializationOptions(
-    strip_string_quotes=True, explicit_blocks=False, with_comments=False
-)
+MEANING = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
 
 
 def _hcl(text):
@@ -346,21 +344,19 @@ def test_design_example():
 
 def test_trailing_newline_and_empty_file():
     """Output always ends in exactly one newline; an empty file stays empty."""
-    assert format_hcl('a = 1') == "a = 1\n"
+    assert format_hcl("a = 1") == "a = 1\n"
     assert format_hcl("") == ""
     assert format_hcl("\n\n") == ""
 
 
 def test_crlf_and_tabs():
     """Windows line ends and tab indentation come out as LF and two spaces."""
-    assert format_hcl('b {\r\n\tx = 1\r\n\tyy = 2\r\n}\r\n') == _hcl(
-        """
+    assert format_hcl("b {\r\n\tx = 1\r\n\tyy = 2\r\n}\r\n") == _hcl("""
         b {
           x  = 1
           yy = 2
         }
-        """
-    )
+        """)
 
 
 # -- errors -------------------------------------------------------------------------
@@ -400,9 +396,7 @@ def test_meaning_guard(monkeypatch):
 # -- properties ----------------------------------------------------------------------
 
 _NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True)
-_STRINGS = st.text(string.ascii_letters + string.digits + " .:-_", max_size=8).map(
-    lambda s: f'"{s}"'
-)
+_STRINGS = st.text(string.ascii_letters + string.digits + " .:-_", max_size=8).map(lambda s: f'"{s}"')
 _SCALARS = st.one_of(
     st.integers(0, 70000).map(str),
     st.sampled_from(["true", "false", "1.5"]),
@@ -485,9 +479,7 @@ def _run(*args):
 def test_hcl_files(config):
     """Directories give their *.l4.hcl files in name order; files are taken as given, JSON never."""
     assert hcl_files([config]) == [config / "a.l4.hcl", config / "b.l4.hcl"]
-    assert hcl_files([config / "sub" / "d.l4.hcl", config / "c.l4.json"]) == [
-        config / "sub" / "d.l4.hcl"
-    ]
+    assert hcl_files([config / "sub" / "d.l4.hcl", config / "c.l4.json"]) == [config / "sub" / "d.l4.hcl"]
 
 
 def test_fmt_rewrites_changed_files(config):
@@ -558,9 +550,7 @@ def test_fmt_subprocess(config):
     """The installed l4plan script runs fmt --check and then fmt for real."""
     script = Path(sys.executable).with_name("l4plan")
     env = {**os.environ, "NO_COLOR": "1"}
-    check = subprocess.run(
-        [script, "fmt", "--check"], cwd=config, capture_output=True, text=True, env=env
-    )
+    check = subprocess.run([script, "fmt", "--check"], cwd=config, capture_output=True, text=True, env=env)
     assert (check.returncode, check.stdout) == (3, "a.l4.hcl\n")
     subprocess.run([script, "fmt"], cwd=config, check=True, capture_output=True, env=env)
     assert (config / "a.l4.hcl").read_text() == TIDY
