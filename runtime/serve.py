@@ -7,12 +7,15 @@ ends UDP sessions (their edge socket is gone, replies could not leave), and
 lets TCP connections finish for the drain timeout before aborting them.
 """
 
+import ipaddress
 import json
+import socket
 import sys
 from dataclasses import dataclass
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from l4plan.runtime import document as runtime_document
@@ -23,6 +26,42 @@ from l4plan.runtime.tcp import RelayFactory
 from l4plan.runtime.udp import UdpRelay
 
 log = Logger()
+
+BACKLOG = 1024
+
+
+def _is_ipv6_wildcard(address):
+    return ipaddress.ip_address(address) == ipaddress.IPv6Address("::")
+
+
+def _v6only_socket(port, kind):
+    """A bound socket on [::] that leaves IPv4 to --bind: Linux makes [::] dual-stack."""
+    sock = socket.socket(socket.AF_INET6, kind)
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("::", port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise CannotListenError("::", port, exc) from exc
+    return sock
+
+
+def listen(reactor, key, server):
+    """Open the listener C{key} for C{server} (a factory, or a datagram protocol)."""
+    if not _is_ipv6_wildcard(key.address):
+        if key.protocol == "tcp":
+            return reactor.listenTCP(key.port, server, backlog=BACKLOG, interface=key.address)
+        return reactor.listenUDP(key.port, server, interface=key.address)
+    kind = socket.SOCK_STREAM if key.protocol == "tcp" else socket.SOCK_DGRAM
+    with _v6only_socket(key.port, kind) as sock:  # the reactor keeps its own copy
+        if key.protocol == "tcp":
+            return reactor.adoptStreamPort(sock.fileno(), socket.AF_INET6, server)
+        return reactor.adoptDatagramPort(sock.fileno(), socket.AF_INET6, server)
 
 
 @dataclass(frozen=True)
@@ -58,7 +97,7 @@ class TcpListener(Service):
         self._port = None
 
     def startService(self):
-        self._port = self.reactor.listenTCP(self.key.port, self.factory, interface=self.key.address)
+        self._port = listen(self.reactor, self.key, self.factory)
         Service.startService(self)
 
     def stopService(self):
@@ -95,7 +134,7 @@ class UdpListener(Service):
         self._port = None
 
     def startService(self):
-        self._port = self.reactor.listenUDP(self.key.port, self.relay, interface=self.key.address)
+        self._port = listen(self.reactor, self.key, self.relay)
         Service.startService(self)
 
     def stopService(self):

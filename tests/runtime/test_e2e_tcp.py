@@ -14,6 +14,7 @@ from runtime_helpers import (
     make_rule,
     recv_all,
     recv_line,
+    udp_exchange,
 )
 
 MIB = 1024 * 1024
@@ -108,3 +109,20 @@ def test_origin_down_closes_client_and_counts(processes, start_runtime):
     assert status == 0
     counters = json_counters(output)[f"app/tcp/{edge}"]
     assert counters["origin_failures"] == 1 and counters["active"] == 0
+
+
+def test_wildcard_binds_ipv4_and_ipv6_side_by_side(start_origin, start_runtime):
+    """--bind 0.0.0.0 and --bind6 :: share edge ports (the IPv6 socket is IPv6-only)."""
+    edge, origin = free_ports(2)
+    start_origin("echo", "127.0.0.1", origin)
+    start_origin("udp-echo", "127.0.0.1", origin)
+    rules = [
+        make_rule(str(edge), [(edge, [origin])]),
+        make_rule(str(edge), [(edge, [origin])], protocol="udp"),
+    ]
+    start_runtime(make_document(rules, ipv6=True), "--bind", "0.0.0.0", "--bind6", "::")
+    for address in ("127.0.0.1", "::1"):
+        assert (
+            echo_both_ways(address, edge, b"tcp " + address.encode()) == b"tcp " + address.encode()
+        )
+        assert udp_exchange(address, edge, [b"udp"])[0] == [b"udp"]
