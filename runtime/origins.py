@@ -128,6 +128,18 @@ class Backend:
         self.current = 0  # smooth weighted round-robin state
         self._streak = 0  # consecutive results against the current health
 
+    def acquire(self):
+        """Count one more connection or session; the returned callable ends it, once."""
+        self.active += 1
+        released = []
+
+        def release():
+            if not released:
+                released.append(True)
+                self.active -= 1
+
+        return release
+
     def record(self, ok, healthy_threshold, unhealthy_threshold):
         """Count one check; flip health after enough results in a row."""
         if ok == self.healthy:
@@ -191,8 +203,7 @@ class LoadBalancer:
         untried = [b for b in self.backends if b not in exclude] or self.backends
         candidates = [b for b in untried if b.healthy] or untried
         backend = self._choose(candidates, client_ip)
-        backend.active += 1
-        release = _once(lambda: setattr(backend, "active", backend.active - 1))
+        release = backend.acquire()
         d = self._hosts.resolve(backend.address)
         d.addErrback(_release_on_failure, release)
         return d.addCallback(Lease, release, backend)
@@ -201,17 +212,6 @@ class LoadBalancer:
 def _release_on_failure(failure, release):
     release()
     return failure
-
-
-def _once(function):
-    called = []
-
-    def wrapper():
-        if not called:
-            called.append(True)
-            function()
-
-    return wrapper
 
 
 class _Probe(protocol.Protocol):

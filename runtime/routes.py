@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.runtime.test_routes -*-
+# -*- test-case-name: tests.runtime.test_serve -*-
 """From a runtime document to listeners: which socket serves which rule.
 
 A listener is keyed by (protocol, address, port). Its L{Route} is mutable on
@@ -32,8 +32,8 @@ class Rule:
     passthrough: str
     keepalive: bool
     acl: AccessList | None
-    origin: object  # FixedOrigin, HostOrigin or LoadBalancer: has pick(client_ip)
-    counters: object
+    origin: object  # FixedOrigin, HostOrigin or LoadBalancer: pick() and attempts
+    counters: object  # RuleCounters, shared by every listener of the rule
 
 
 class Route:

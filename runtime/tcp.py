@@ -99,7 +99,8 @@ class ClientLeg(_Leg, TimeoutMixin):
 
     def _pick(self):
         d = self.rule.origin.pick(self.transport.getPeer().host, exclude=self._tried)
-        d.addCallbacks(self._connect, self.origin_failed)
+        d.addCallback(self._connect)
+        d.addErrback(self.origin_failed)
 
     def _connect(self, lease):
         self.lease = lease

@@ -36,7 +36,8 @@ class UdpSession(DatagramProtocol):
     def start(self):
         self._timer = self.relay.reactor.callLater(self.relay.idle_timeout, self.close)
         d = self.rule.origin.pick(self.client[0])
-        d.addCallbacks(self._open, self._failed)
+        d.addCallback(self._open)
+        d.addErrback(self._failed)
 
     def _open(self, lease):
         self.lease = lease
@@ -111,6 +112,8 @@ class UdpRelay(DatagramProtocol):
         session.send(data)
 
     def _open(self, client):
+        """A session for a new client; the ACL and the cap are checked here, once
+        per session, and again for every datagram of a client turned away."""
         rule = self.route.rule
         if rule.acl is not None and not rule.acl.allows(client[0]):
             rule.counters.denied += 1
