@@ -49,11 +49,12 @@ class FormatError(Exception):
 
 @dataclass
 class _Row:
-    """One logical line of a body, object or list before indentation.
+    """One logical line of a body, object or list, before indentation.
 
-    ``kind`` is ``attr`` (``name = text``), ``block``, ``item`` (a list
-    element or nothing special), ``comment`` or ``blank``. ``text`` may span
-    lines: continuation lines already carry their final indentation.
+    ``kind`` is ``attr`` (``name = text``: an attribute or object element),
+    ``block``, ``item`` (a list element), ``comment`` or ``blank``. ``text``
+    may span lines; its continuation lines already carry their indentation.
+    ``comments`` go at the end of its last line.
     """
 
     kind: str
