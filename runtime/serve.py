@@ -23,7 +23,7 @@ from l4plan.runtime.metrics import Metrics
 from l4plan.runtime.origins import HealthChecker, HostCache
 from l4plan.runtime.routes import compile_document
 from l4plan.runtime.tcp import RelayFactory
-from l4plan.runtime.udp import UdpRelay
+from l4plan.runtime.udp import MAX_DATAGRAM, UdpRelay
 
 log = Logger()
 
@@ -56,12 +56,16 @@ def listen(reactor, key, server):
     if not _is_ipv6_wildcard(key.address):
         if key.protocol == "tcp":
             return reactor.listenTCP(key.port, server, backlog=BACKLOG, interface=key.address)
-        return reactor.listenUDP(key.port, server, interface=key.address)
+        return reactor.listenUDP(
+            key.port, server, interface=key.address, maxPacketSize=MAX_DATAGRAM
+        )
     kind = socket.SOCK_STREAM if key.protocol == "tcp" else socket.SOCK_DGRAM
     with _v6only_socket(key.port, kind) as sock:  # the reactor keeps its own copy
         if key.protocol == "tcp":
             return reactor.adoptStreamPort(sock.fileno(), socket.AF_INET6, server)
-        return reactor.adoptDatagramPort(sock.fileno(), socket.AF_INET6, server)
+        return reactor.adoptDatagramPort(
+            sock.fileno(), socket.AF_INET6, server, maxPacketSize=MAX_DATAGRAM
+        )
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from l4plan.runtime import proxy_header
 log = Logger()
 
 PENDING_LIMIT = 64  # datagrams kept while the origin's address is looked up
+MAX_DATAGRAM = 65535  # Twisted reads 8192 bytes by default and would truncate
 
 
 class UdpSession(DatagramProtocol):
@@ -45,7 +46,9 @@ class UdpSession(DatagramProtocol):
             lease.release()
             return
         interface = "::" if ":" in lease.host else "0.0.0.0"
-        self._port = self.relay.reactor.listenUDP(0, self, interface=interface)
+        self._port = self.relay.reactor.listenUDP(
+            0, self, interface=interface, maxPacketSize=MAX_DATAGRAM
+        )
         self.transport.connect(lease.host, self.origin_port)
         pending, self._pending = self._pending, []
         for datagram in pending:
@@ -60,6 +63,8 @@ class UdpSession(DatagramProtocol):
 
     def send(self, data):
         """A datagram from the client, towards the origin."""
+        if self.closed:  # its origin failed at once; the next datagram tries again
+            return
         self.rule.counters.bytes_in += len(data)
         self._timer.reset(self.relay.idle_timeout)
         if self._port is None:

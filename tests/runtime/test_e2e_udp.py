@@ -1,5 +1,7 @@
 """UDP through a real `l4plan runtime serve` process over loopback sockets."""
 
+import os
+
 import pytest
 
 from l4plan.runtime import proxy_header
@@ -16,7 +18,7 @@ def test_udp_echo(start_origin, start_runtime, address):
     edge, origin = free_ports(2)
     start_origin("udp-echo", "127.0.0.1", origin)
     start_runtime(make_document([udp_rule(edge, origin)], ipv6=True))
-    payloads = [b"one", b"two" * 100, bytes(range(256)) * 4]
+    payloads = [b"one", b"two" * 100, bytes(range(256)) * 4, os.urandom(9000), os.urandom(60000)]
     replies, _ = udp_exchange(address, edge, payloads)
     assert replies == payloads
 

@@ -1,6 +1,7 @@
 """The UDP relay's protocols, driven in memory (no sockets)."""
 
 from twisted.internet import defer
+from twisted.internet.error import DNSLookupError
 
 from l4plan.runtime import proxy_header
 from l4plan.runtime.acl import AccessList
@@ -148,3 +149,26 @@ def test_close_all_ends_sessions():
     edge.datagramReceived(b"a", CLIENT)
     edge.close_all()
     assert reactor.udp_ports[0][2].stopped and counters.active == 0
+
+
+class FailingOrigin:
+    """An origin that cannot be resolved."""
+
+    attempts = 1
+
+    def pick(self, client_ip, exclude=()):
+        return defer.fail(DNSLookupError("nowhere.invalid"))
+
+
+def test_origin_failure_counted_and_next_datagram_retries():
+    """A session whose origin fails ends at once; the next datagram starts a new one."""
+    reactor, edge, _, counters = relay(origin=FailingOrigin())
+    edge.datagramReceived(b"a", CLIENT)
+    edge.datagramReceived(b"b", CLIENT)
+    assert edge.sessions == {}
+    assert (counters.opened, counters.origin_failures, counters.active, counters.bytes_in) == (
+        2,
+        2,
+        0,
+        0,
+    )
