@@ -126,3 +126,17 @@ def test_wildcard_binds_ipv4_and_ipv6_side_by_side(start_origin, start_runtime):
             echo_both_ways(address, edge, b"tcp " + address.encode()) == b"tcp " + address.encode()
         )
         assert udp_exchange(address, edge, [b"udp"])[0] == [b"udp"]
+
+
+def test_ipv6_origin_for_ipv4_client(start_origin, start_runtime):
+    """An origin given as an IPv6 address is reached from an IPv4 listener (TCP and UDP)."""
+    edge, origin = free_ports(2)
+    start_origin("echo", "::1", origin)
+    start_origin("udp-echo", "::1", origin)
+    rules = [
+        make_rule(str(edge), [(edge, [origin])], origin="::1"),
+        make_rule(str(edge), [(edge, [origin])], origin="::1", protocol="udp"),
+    ]
+    start_runtime(make_document(rules))
+    assert echo_both_ways("127.0.0.1", edge, b"to ::1") == b"to ::1"
+    assert udp_exchange("127.0.0.1", edge, [b"to ::1"])[0] == [b"to ::1"]
