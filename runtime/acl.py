@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.runtime.test_acl -*-
+# -*- test-case-name: tests.runtime.test_runtime_acl -*-
 """The site's IP access rules: priority order, first match wins, no match allows."""
 
 import ipaddress

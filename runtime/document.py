@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.runtime.test_document -*-
+# -*- test-case-name: tests.runtime.test_runtime_applied_document -*-
 """The runtime document: load it and check it against runtime.schema.json.
 
 The engine validated the configuration already; the runtime checks again

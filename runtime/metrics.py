@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.runtime.test_metrics -*-
+# -*- test-case-name: tests.runtime.test_runtime_metrics -*-
 """Per-rule counters, kept for the admin API's status and metrics."""
 
 from dataclasses import asdict, dataclass

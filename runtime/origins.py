@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.runtime.test_origins -*-
+# -*- test-case-name: tests.runtime.test_runtime_origins -*-
 """Where a new connection or session goes: an IP, a host name, or a load balancer.
 
 Every origin answers C{pick(client_ip, exclude)} with a Deferred L{Lease}: the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.runtime.test_proxy_header -*-
+# -*- test-case-name: tests.runtime.test_runtime_proxy_header -*-
 """Client IP passthrough headers, as pure functions over (host, port) pairs.
 
 PROXY protocol v1 and v2 follow HAProxy's ``doc/proxy-protocol.txt``; the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.runtime.test_serve -*-
+# -*- test-case-name: tests.runtime.test_runtime_serve -*-
 """From a runtime document to listeners: which socket serves which rule.
 
 A listener is keyed by (protocol, address, port). Its L{Route} is mutable on

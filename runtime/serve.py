@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.runtime.test_serve -*-
+# -*- test-case-name: tests.runtime.test_runtime_serve -*-
 """The runtime process: listeners built from a document, a clean shutdown.
 
 Every listener is a service under one L{Runtime} (a MultiService), keyed by

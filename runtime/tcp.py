@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.runtime.test_tcp -*-
+# -*- test-case-name: tests.runtime.test_runtime_tcp -*-
 """The TCP relay: one client leg, one origin leg, bytes both ways.
 
 Shaped like twisted.protocols.portforward: the client leg stops reading until

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.runtime.test_udp -*-
+# -*- test-case-name: tests.runtime.test_runtime_udp -*-
 """The UDP relay: one session per client (address, port).
 
 The edge listener's L{UdpRelay} keeps the session table; each L{UdpSession}
