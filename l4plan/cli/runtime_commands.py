@@ -72,7 +72,13 @@ def runtime():
     help="Seconds a resolved origin host name is reused.",
 )
 def serve(**options):
-    """Run the proxy runtime in the foreground until SIGTERM or SIGINT."""
+    """Run the proxy runtime in the foreground until SIGTERM or SIGINT.
+
+    Prints one "listening PROTOCOL ADDRESS:PORT" line per edge socket, then
+    "ready". On SIGTERM/SIGINT it stops accepting, lets TCP connections drain
+    for --drain-timeout seconds, prints the per-rule counters as one JSON line
+    and exits 0.
+    """
     from twisted.internet.error import CannotListenError
 
     from l4plan.runtime.document import DocumentError
