@@ -2,6 +2,8 @@
 
 import hashlib
 import os
+import shutil
+import subprocess
 import threading
 
 import pytest
@@ -140,3 +142,33 @@ def test_ipv6_origin_for_ipv4_client(start_origin, start_runtime):
     start_runtime(make_document(rules))
     assert echo_both_ways("127.0.0.1", edge, b"to ::1") == b"to ::1"
     assert udp_exchange("127.0.0.1", edge, [b"to ::1"])[0] == [b"to ::1"]
+
+
+def _socket_timers(filter_expression):
+    """`ss -tnoH` lines for established sockets matching C{filter_expression}."""
+    result = subprocess.run(
+        ["ss", "-tnoH", "state", "established", filter_expression],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    return result.stdout.splitlines()
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="ss (iproute2) is not installed")
+@pytest.mark.parametrize("keepalive", [True, False])
+def test_keepalive_protection_on_both_legs(start_origin, start_runtime, keepalive):
+    """keepalive_protection turns on TCP keepalive on the client and the origin leg."""
+    edge, origin = free_ports(2)
+    start_origin("echo", "127.0.0.1", origin)
+    rule = make_rule(str(edge), [(edge, [origin])])
+    start_runtime(make_document([rule], keepalive=keepalive))
+    with connect("127.0.0.1", edge) as sock:
+        sock.sendall(b"x")
+        assert sock.recv(1) == b"x"
+        client_leg = _socket_timers(f"( sport = :{edge} )")
+        origin_leg = _socket_timers(f"( dport = :{origin} )")
+    assert len(client_leg) == 1 and len(origin_leg) == 1
+    assert ("keepalive" in client_leg[0]) is keepalive
+    assert ("keepalive" in origin_leg[0]) is keepalive
