@@ -29,9 +29,9 @@ def main(ctx, workdir, no_color):
 
 
 def _register():
-    from l4plan.cli import config_commands, fmt_command, runtime_commands, state_commands
+    from l4plan.cli import config_commands, fmt_command, plan_commands, runtime_commands, state_commands
 
-    for module in (config_commands, fmt_command, state_commands, runtime_commands):
+    for module in (config_commands, fmt_command, plan_commands, state_commands, runtime_commands):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,0 +1,364 @@
+"""The operations behind plan, apply, destroy and import, in small steps.
+
+The flow of DESIGN §1: load the configuration → lock the state → read it →
+refresh through the provider's ``read()`` → drift → diff → safety gates; then,
+for apply, hand the plan to the provider and write the state atomically with
+the identities it returns, still under the same lock. Each step is a function
+of its own so it can be tested alone; the CLI renders and asks, the engine
+never prints (``approve`` is how apply asks the CLI for a yes).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from l4plan.diff import diff, drift, refreshed_state
+from l4plan.plan import Plan, PlanError, PreventDestroyError
+from l4plan.planfile import PlanFileError, check_fresh, config_digest
+from l4plan.provider_registry import get_provider
+from l4plan.providers.base import Provider, ProviderError
+from l4plan.state import (
+    DEFAULT_PATH,
+    Resource,
+    State,
+    StateError,
+    lock,
+    parse_address,
+    read_state,
+    write_state,
+)
+from l4plan.config.loader import config_files, load_directory
+from l4plan.validate import load_config
+
+
+class EngineError(Exception):
+    """An operation refused or failed; the message says what and what to do."""
+
+
+class ApplyFailed(EngineError):
+    """The provider could not apply the plan; the state was left as it was."""
+
+
+class ApplyCancelled(EngineError):
+    """The plan was not approved; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What ``plan``, ``apply`` and ``destroy`` are asked to do."""
+
+    destroy: bool = False
+    targets: tuple[str, ...] = ()
+    refresh: bool = True
+    refresh_only: bool = False
+    force: bool = False
+    lock_timeout: float = 0.0
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A validated configuration with the provider and state file it names."""
+
+    config: object
+    provider: Provider
+    state_path: Path
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A plan and the desired resources apply hands to the provider.
+
+    ``desired`` is the configuration narrowed by ``--target`` (or emptied by
+    ``--destroy``, or the refreshed state for ``--refresh-only``).
+    """
+
+    plan: Plan
+    desired: dict
+    refresh_only: bool = False
+
+    @property
+    def pending(self):
+        """Whether applying would change anything the user must approve."""
+        return self.plan.has_changes or (self.refresh_only and bool(self.plan.drift))
+
+    @property
+    def writes_state(self):
+        """Changes, or drift the state should learn about."""
+        return self.plan.has_changes or bool(self.plan.drift)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What apply did: the plan it carried out and the state it left."""
+
+    proposal: Proposal
+    state: State
+    applied: bool
+
+
+# --- workspace ---------------------------------------------------------------
+
+
+def open_workspace(directory, inputs):
+    """Load the configuration in ``directory`` and find its provider and state."""
+    config = load_config(directory, inputs)
+    return Workspace(
+        config, provider_for(config, directory), state_path_of(config, directory)
+    )
+
+
+def state_path_of(config, directory):
+    """The state file of the configuration's backend (only ``local`` exists)."""
+    if config.backend.kind != "local":
+        raise EngineError(
+            f'backend "{config.backend.kind}" is not supported; use backend "local"'
+        )
+    return Path(directory, config.backend.attributes["path"])
+
+
+def state_path_in(directory):
+    """The state file of ``directory`` without resolving variables (for show).
+
+    Only the backend block is read; no configuration means the default path.
+    """
+    if not config_files(directory):
+        return Path(directory, DEFAULT_PATH)
+    blocks = load_directory(directory).data.get("backend") or {}
+    return Path(directory, (blocks.get("local") or {}).get("path", DEFAULT_PATH))
+
+
+def provider_for(config, directory):
+    settings = config.provider
+    return get_provider(settings.kind, settings.attributes, Path(directory).resolve())
+
+
+# --- planning ----------------------------------------------------------------
+
+
+def refresh(provider, state_resources, enabled=True):
+    """``(current, drift)``: the state as the provider sees it, and what moved."""
+    if not enabled:
+        return state_resources, ()
+    read = provider.read()
+    return (
+        refreshed_state(state_resources, read, provider.READS),
+        drift(state_resources, read, provider.READS),
+    )
+
+
+def desired_resources(config, options, current):
+    """What the run aims for, before ``--target`` narrows it."""
+    if options.refresh_only:
+        return current
+    return {} if options.destroy else config.resources()
+
+
+def targeted(desired, current, targets):
+    """``desired`` for the targets (and the load balancers they use), ``current`` elsewhere.
+
+    Addresses outside the targets keep what they have, so apply leaves them
+    alone. No targets means everything.
+    """
+    if not targets:
+        return desired
+    check_targets(targets, desired, current)
+    chosen = set(targets) | _load_balancers_used(desired, targets)
+    picked = {a: desired[a] for a in chosen if a in desired}
+    kept = {a: v for a, v in current.items() if a not in chosen}
+    return dict(sorted({**kept, **picked}.items()))
+
+
+def check_targets(targets, desired, current):
+    for address in targets:
+        parse_address(address)
+        if address not in desired and address not in current:
+            raise EngineError(
+                f"--target {address} matches nothing in the configuration or the "
+                f'state; "l4plan state list" shows the addresses in the state'
+            )
+
+
+def _load_balancers_used(desired, targets):
+    """Targeted applications need the load balancers their rules point at."""
+    rules = (
+        rule
+        for address in targets
+        for rule in (desired.get(address) or {}).get("rules", ())
+    )
+    return {
+        f"load_balancer.{r['origin']}"
+        for r in rules
+        if r["origin_type"] == "load_balancer"
+    }
+
+
+def make_plan(workspace, state, options):
+    """The Proposal for ``state``: refresh, drift, diff and the safety gates."""
+    current, drifted = refresh(workspace.provider, state.attributes(), options.refresh)
+    wanted = desired_resources(workspace.config, options, current)
+    desired = targeted(wanted, current, options.targets)
+    try:
+        plan = diff(desired, current, drifted, state.lineage, state.serial)
+    except PreventDestroyError as error:
+        raise located(error, workspace.config) from None
+    if not options.force:
+        plan.raise_if_unsafe()
+    return Proposal(plan, desired, options.refresh_only)
+
+
+def located(error, config):
+    """A PreventDestroyError that also says where each protected block is."""
+    places = [
+        (
+            f"  {address}: declared at {config.location(address)}"
+            if config.location(address)
+            else f"  {address}: no longer in the configuration (the state remembers it)"
+        )
+        for address in error.addresses
+    ]
+    return PlanError("\n".join([str(error), *places]))
+
+
+def plan(workspace, options):
+    """Plan under the state lock, as Terraform does, and change nothing."""
+    with lock(workspace.state_path, "plan", options.lock_timeout):
+        return make_plan(workspace, read_state(workspace.state_path), options)
+
+
+# --- applying ----------------------------------------------------------------
+
+
+def recorded_state(state, desired, identities):
+    """``state`` holding ``desired``, each with its identity (new, else kept)."""
+    kept = {a: r.identity for a, r in state.resources.items()}
+    return state.with_resources(
+        Resource.at(address, attributes, identities.get(address, kept.get(address)))
+        for address, attributes in desired.items()
+    )
+
+
+def carry_out(workspace, state, proposal):
+    """Have the provider apply the proposal, then record it; returns the new state.
+
+    The provider is called only when something changes; drift alone just
+    updates the state. A ProviderError leaves the state untouched.
+    """
+    identities = {}
+    if proposal.plan.has_changes:
+        try:
+            identities = workspace.provider.apply(proposal.plan, proposal.desired)
+        except ProviderError as error:
+            raise ApplyFailed(
+                f'Apply failed: provider "{workspace.provider.name}": {error}. '
+                f"The state is unchanged."
+            ) from error
+    return _write(
+        workspace.state_path, recorded_state(state, proposal.desired, identities)
+    )
+
+
+def _write(path, new_state):
+    try:
+        return write_state(path, new_state)
+    except StateError as error:
+        raise StateError(
+            f"{error}. The provider has applied the plan: run plan again, and "
+            f"refresh will show what the state is missing as drift"
+        ) from error
+
+
+def apply(workspace, options, review):
+    """Plan, let ``review`` see it, apply: all under one hold of the lock.
+
+    ``review(proposal)`` is shown every proposal before anything changes and
+    returns whether to go ahead; it is where the CLI prints and asks.
+    """
+    operation = "destroy" if options.destroy else "apply"
+    with lock(workspace.state_path, operation, options.lock_timeout):
+        state = read_state(workspace.state_path)
+        proposal = make_plan(workspace, state, options)
+        if not review(proposal):
+            raise ApplyCancelled("Apply cancelled; nothing was changed.")
+        return _finish(workspace, state, proposal)
+
+
+def apply_saved(workspace, saved, lock_timeout=0.0):
+    """Apply a saved plan, only while the state is the one it was made against."""
+    check_digest(saved)
+    with lock(workspace.state_path, "apply", lock_timeout):
+        state = read_state(workspace.state_path)
+        check_fresh(saved, state.lineage, state.serial)
+        return _finish(workspace, state, Proposal(saved.plan, saved.desired))
+
+
+def check_digest(saved):
+    """Refuse a plan file whose desired resources were edited after saving."""
+    if config_digest(saved.desired) != saved.config_digest:
+        raise PlanFileError(
+            "Saved plan was modified after it was made (its digest does not match "
+            "its content); run plan --out again"
+        )
+
+
+def _finish(workspace, state, proposal):
+    if not proposal.writes_state:
+        return Outcome(proposal, state, applied=False)
+    return Outcome(proposal, carry_out(workspace, state, proposal), applied=True)
+
+
+# --- import ------------------------------------------------------------------
+
+
+def import_resource(workspace, address, remote_id, lock_timeout=0.0):
+    """Adopt the application the provider runs as ``remote_id`` at ``address``.
+
+    The address must be declared in the configuration, as Terraform requires,
+    so the next plan compares the adopted application with its block.
+    """
+    with lock(workspace.state_path, "import", lock_timeout):
+        state = read_state(workspace.state_path)
+        block = _import_block(workspace, state, address, remote_id)
+        read = workspace.provider.read()
+        found = _found(workspace.provider, read, address, remote_id)
+        attributes = {**found, "prevent_destroy": block.get("prevent_destroy", False)}
+        resource = Resource.at(address, attributes, {"id": remote_id})
+        return write_state(workspace.state_path, state.with_resource(resource))
+
+
+def _import_block(workspace, state, address, remote_id):
+    kind, _ = parse_address(address)
+    if kind not in workspace.provider.READS:
+        readable = ", ".join(sorted(workspace.provider.READS))
+        raise EngineError(
+            f'cannot import {address}: provider "{workspace.provider.name}" reads '
+            f"only {readable} objects"
+        )
+    if address in state.resources:
+        raise EngineError(
+            f"{address} is already in the state; to adopt {remote_id} instead, "
+            f'first run "l4plan state rm {address}"'
+        )
+    for other, resource in state.resources.items():
+        if resource.type == kind and resource.attributes.get("name") == remote_id:
+            raise EngineError(
+                f"{kind} {remote_id} is already managed as {other}; "
+                f'"l4plan state mv {other} {address}" renames it instead'
+            )
+    block = workspace.config.resources().get(address)
+    if block is None:
+        raise EngineError(
+            f'{address} is not in the configuration; declare {kind} "{address.partition(".")[2]}" '
+            f"first, then import into it"
+        )
+    return block
+
+
+def _found(provider, read, address, remote_id):
+    kind = address.partition(".")[0]
+    found = read.get(f"{kind}.{remote_id}")
+    if found is None:
+        running = sorted(a.partition(".")[2] for a in read if a.startswith(f"{kind}."))
+        raise EngineError(
+            f'provider "{provider.name}" runs no {kind} named {remote_id!r} '
+            f"(it runs: {', '.join(running) or 'none'}); check the ID"
+        )
+    return found
