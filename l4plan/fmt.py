@@ -136,12 +136,11 @@ def _syntax_message(error):
 
 
 def _describe(token):
-    if token.type == "$END":
+    """A token as an HCL author would name it."""
+    if token.type in ("$END", "<EOF>"):
         return "end of file"
-    text = str(token)
-    if token.type == "STRING_CHARS":  # the lexer's catch-all: name one char
-        text = text[0]
-    text = text.strip(" \t")
+    # STRING_CHARS is the lexer's catch-all and runs on to the line's end.
+    text = str(token)[:1] if token.type == "STRING_CHARS" else str(token).strip(" \t")
     return repr(text.splitlines()[0]) if text.strip() else "newline"
 
 
