@@ -582,6 +582,18 @@ def test_fmt_unreadable_file(config):
     assert result.stderr == f"Error: {config / 'a.l4.hcl'}: not UTF-8 text\n"
 
 
+def test_fmt_unwritable_file(config, monkeypatch):
+    """A file that cannot be written is an error naming it, not a traceback."""
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    result = _run("fmt", config)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {config / 'a.l4.hcl'}: cannot write: Permission denied\n"
+
+
 def test_fmt_help_mentions_json():
     """The help says that JSON configuration files are left alone."""
     assert "*.l4.json files are left alone" in _run("fmt", "--help").stdout

@@ -43,7 +43,7 @@ def _format_file(path, check, show_diff):
     if show_diff:
         click.echo(unified_diff(path, before, after), nl=False)
     if not check:
-        path.write_text(after, encoding="utf-8")
+        _write(path, after)
     return True
 
 
@@ -53,7 +53,14 @@ def _read(path):
     except UnicodeDecodeError:
         raise FormatError(str(path), None, None, "not UTF-8 text") from None
     except OSError as error:
-        raise FormatError(str(path), None, None, error.strerror) from None
+        raise FormatError(str(path), None, None, f"cannot read: {error.strerror}") from None
+
+
+def _write(path, text):
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise FormatError(str(path), None, None, f"cannot write: {error.strerror}") from None
 
 
 COMMANDS = (fmt,)
