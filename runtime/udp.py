@@ -6,6 +6,7 @@ owns a connected socket towards its origin, so replies are matched to the
 client by the socket they arrive on and sent back from the edge port.
 """
 
+from twisted.internet.error import MessageLengthError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
@@ -15,6 +16,15 @@ log = Logger()
 
 PENDING_LIMIT = 64  # datagrams kept while the origin's address is looked up
 MAX_DATAGRAM = 65535  # Twisted reads 8192 bytes by default and would truncate
+
+
+def _send(transport, datagram, *addr):
+    """Send one datagram; a full socket buffer or an oversized datagram drops it,
+    as the network would, instead of raising out of the reactor once per packet."""
+    try:
+        transport.write(datagram, *addr)
+    except (OSError, MessageLengthError):
+        pass
 
 
 class UdpSession(DatagramProtocol):
@@ -52,7 +62,7 @@ class UdpSession(DatagramProtocol):
         self.transport.connect(lease.host, self.origin_port)
         pending, self._pending = self._pending, []
         for datagram in pending:
-            self.transport.write(datagram)
+            _send(self.transport, datagram)
 
     def _failed(self, reason):
         self.rule.counters.origin_failures += 1
@@ -71,7 +81,7 @@ class UdpSession(DatagramProtocol):
             if len(self._pending) < PENDING_LIMIT:
                 self._pending.append(self.header + data)
             return
-        self.transport.write(self.header + data)
+        _send(self.transport, self.header + data)
 
     def datagramReceived(self, data, addr):
         """A reply from the origin, back to the client from the edge port."""
@@ -79,7 +89,7 @@ class UdpSession(DatagramProtocol):
             data = proxy_header.strip_spp(data)
         self.rule.counters.bytes_out += len(data)
         self._timer.reset(self.relay.idle_timeout)
-        self.relay.transport.write(data, self.client)
+        _send(self.relay.transport, data, self.client)
 
     def connectionRefused(self):
         self.rule.counters.origin_failures += 1

@@ -172,3 +172,22 @@ def test_origin_failure_counted_and_next_datagram_retries():
         0,
         0,
     )
+
+
+class FullTransport(DatagramTransport):
+    """A socket whose buffer is full."""
+
+    def write(self, datagram, addr=None):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+
+def test_full_socket_drops_datagram_quietly():
+    """A datagram that cannot be sent is dropped, as UDP allows, without raising."""
+    reactor, edge, _, counters = relay()
+    edge.datagramReceived(b"q", CLIENT)
+    session = reactor.udp_ports[0][1]
+    session.transport = FullTransport()
+    edge.datagramReceived(b"q2", CLIENT)
+    edge.transport = FullTransport()
+    session.datagramReceived(b"reply", ("192.0.2.9", 5300))
+    assert (counters.bytes_in, counters.bytes_out) == (3, 5)
