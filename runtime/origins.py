@@ -240,7 +240,8 @@ class HealthChecker:
     """Active TCP checks of a load balancer's origins on one origin port.
 
     Health is kept per origin address, so it is probed on one port: the
-    lowest origin port any rule maps to this load balancer.
+    lowest origin port any TCP rule maps to this load balancer. A load
+    balancer used by UDP rules only has no TCP port to probe and no checks.
     """
 
     def __init__(self, reactor, balancer, port, hosts):

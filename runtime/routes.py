@@ -90,7 +90,7 @@ def compile_document(document, bind, bind6, hosts, metrics):
                     routes[ListenerKey(spec["protocol"], address, mapping["edge"])] = Route(
                         rule, mapping["origin"]
                     )
-                if spec["origin_type"] == "load_balancer":
+                if spec["origin_type"] == "load_balancer" and spec["protocol"] == "tcp":
                     name = spec["origin"]
                     probe_ports[name] = min([probe_ports.get(name, 65536), *mapping["origin"]])
     checks = [

@@ -140,3 +140,12 @@ def test_stop_ends_udp_sessions():
     session_socket = reactor.udp_ports[1][2]
     assert runtime.stopService().called
     assert session_socket.stopped and reactor.udp_ports[0][2].stopped
+
+
+def test_udp_only_load_balancer_is_not_probed_over_tcp():
+    """Only TCP rules give a probe port: a UDP-only pool gets no TCP health checks."""
+    rules = [lb_rule(53, 5353, protocol="udp"), lb_rule(80, 9000), lb_rule(81, 8080)]
+    checks = compiled(make_document(rules, load_balancers=POOL)).health_checks
+    assert [port for _, port in checks] == [8080]
+    udp_only = compiled(make_document([lb_rule(53, 5353, protocol="udp")], load_balancers=POOL))
+    assert udp_only.health_checks == []
