@@ -69,6 +69,9 @@ def lb_rule(edge_port, origin_port, name="pool", protocol="tcp"):
     )
 
 
+PORTS_FROM, PORTS_TO = 20000, 32768
+
+
 def _bindable(port, kinds):
     for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
         for kind in kinds:
@@ -83,18 +86,19 @@ def _bindable(port, kinds):
 def free_ports(count, consecutive=False):
     """Ports free for TCP and UDP on 127.0.0.1 and ::1 (consecutive if asked).
 
-    Ports are chosen at random in 20000-59999 and released before use, so a
-    race with another process is possible but unlikely; tries are bounded.
+    Ports are chosen at random below Linux's ephemeral range (32768+), where
+    no outgoing connection takes them, and released before use: a race with
+    another test is possible but unlikely; tries are bounded.
     """
     kinds = (socket.SOCK_STREAM, socket.SOCK_DGRAM)
     chosen = []
     for _ in range(200):
         if consecutive:
-            base = random.randrange(20000, 60000 - count)
+            base = random.randrange(PORTS_FROM, PORTS_TO - count)
             if all(_bindable(p, kinds) for p in range(base, base + count)):
                 return list(range(base, base + count))
             continue
-        port = random.randrange(20000, 60000)
+        port = random.randrange(PORTS_FROM, PORTS_TO)
         if port not in chosen and _bindable(port, kinds):
             chosen.append(port)
             if len(chosen) == count:

@@ -57,7 +57,8 @@ def test_half_close_then_reply(start_origin, start_runtime):
 
 def test_offset_mapping_small_range(start_origin, start_runtime):
     """Edge ports E..E+2 reach origin ports O..O+2 by position."""
-    edges, origins = free_ports(3, consecutive=True), free_ports(3, consecutive=True)
+    ports = free_ports(6, consecutive=True)
+    edges, origins = ports[:3], ports[3:]
     start_origin("greet", "127.0.0.1", *origins)
     spec = f"{edges[0]}-{edges[-1]}"
     rule = make_rule(
@@ -71,7 +72,7 @@ def test_offset_mapping_small_range(start_origin, start_runtime):
 
 def test_single_edge_port_round_robin_over_origin_range(start_origin, start_runtime):
     """One edge port spreads new connections round-robin over an origin range."""
-    (edge,), origins = free_ports(1), free_ports(3, consecutive=True)
+    edge, *origins = free_ports(4, consecutive=True)
     start_origin("greet", "127.0.0.1", *origins)
     start_runtime(make_document([make_rule(str(edge), [(edge, origins)])]))
     seen = []
