@@ -19,6 +19,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IResolutionReceiver
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 log = Logger()
@@ -63,13 +64,16 @@ class HostCache:
     """Host names resolved with the reactor's resolver and kept C{ttl} seconds.
 
     The reactor's resolver (getaddrinfo) does not report DNS TTLs, so one TTL
-    applies to every name. IPv4 answers are preferred, then IPv6.
+    applies to every name. IPv4 answers are preferred, then IPv6. Requests
+    for a name already being looked up wait for that lookup (a burst of new
+    connections makes one query, not one each).
     """
 
     def __init__(self, reactor, ttl):
         self._reactor = reactor
         self._ttl = ttl
         self._entries = {}
+        self._waiting = {}  # host -> Deferreds waiting for the lookup in flight
 
     def resolve(self, host):
         """A Deferred IP address string for C{host}."""
@@ -78,11 +82,16 @@ class HostCache:
         cached = self._entries.get(host)
         if cached and cached[0] > self._reactor.seconds():
             return defer.succeed(cached[1])
+        if host in self._waiting:
+            waiter = defer.Deferred()
+            self._waiting[host].append(waiter)
+            return waiter
+        self._waiting[host] = []
         receiver = _Collect()
         self._reactor.nameResolver.resolveHostName(
             receiver, host, addressTypes=[IPv4Address, IPv6Address]
         )
-        return receiver.done.addCallback(self._store, host)
+        return receiver.done.addCallback(self._store, host).addBoth(self._wake, host)
 
     def _store(self, addresses, host):
         if not addresses:
@@ -90,6 +99,14 @@ class HostCache:
         address = sorted(addresses, key=lambda a: isinstance(a, IPv6Address))[0].host
         self._entries[host] = (self._reactor.seconds() + self._ttl, address)
         return address
+
+    def _wake(self, result, host):
+        for waiter in self._waiting.pop(host):
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
+        return result
 
 
 class FixedOrigin:

@@ -69,6 +69,41 @@ def test_unknown_host_fails():
     assert failure.check(DNSLookupError)
 
 
+class HeldResolver:
+    """A resolver whose lookups finish when the test says so."""
+
+    def __init__(self):
+        self.receivers = []
+
+    def resolveHostName(
+        self, receiver, host, portNumber=0, addressTypes=None, transportSemantics="TCP"
+    ):
+        self.receivers.append(receiver)
+
+    def finish(self, *addresses):
+        receiver = self.receivers.pop(0)
+        for address in addresses:
+            receiver.addressResolved(address)
+        receiver.resolutionComplete()
+
+
+def test_concurrent_lookups_of_one_name_share_a_query():
+    """Requests for a name being looked up wait for that one lookup, success or failure."""
+    reactor = MemoryReactorClock()
+    reactor.nameResolver = HeldResolver()
+    cache = HostCache(reactor, 30)
+    first, second = cache.resolve("db.example"), cache.resolve("db.example")
+    assert len(reactor.nameResolver.receivers) == 1
+    reactor.nameResolver.finish(IPv4Address("TCP", "192.0.2.7", 0))
+    assert result(first) == result(second) == "192.0.2.7"
+    reactor.advance(30)
+    failing = [cache.resolve("db.example"), cache.resolve("db.example")]
+    reactor.nameResolver.finish()
+    assert all(result(d).check(DNSLookupError) for d in failing)
+    cache.resolve("db.example")
+    assert len(reactor.nameResolver.receivers) == 1  # a failure is not cached
+
+
 def test_fixed_and_host_origins():
     """IP origins lease their address; host origins lease the resolved one."""
     cache = HostCache(reactor_with(LOCALHOST), 30)
