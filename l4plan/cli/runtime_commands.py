@@ -79,6 +79,7 @@ def serve(**options):
     for --drain-timeout seconds, prints the per-rule counters as one JSON line
     and exits 0.
     """
+    # Twisted is imported only when a runtime runs, not for every l4plan command.
     from twisted.internet.error import CannotListenError
 
     from l4plan.runtime.document import DocumentError
