@@ -1,6 +1,23 @@
 """`l4plan runtime`: run the proxy runtime (the data path lives in l4plan.runtime)."""
 
+import ipaddress
+
 import click
+
+
+def _address(version):
+    """A click callback accepting only an IP address of C{version}."""
+
+    def check(ctx, param, value):
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            address = None
+        if address is None or address.version != version:
+            raise click.BadParameter(f"{value!r} is not an IPv{version} address")
+        return str(address)
+
+    return check
 
 
 @click.group()
@@ -17,10 +34,18 @@ def runtime():
     help="Directory holding applied.json, the document served at start.",
 )
 @click.option(
-    "--bind", default="127.0.0.1", show_default=True, help="IPv4 address the edge ports listen on."
+    "--bind",
+    default="127.0.0.1",
+    show_default=True,
+    callback=_address(4),
+    help="IPv4 address the edge ports listen on.",
 )
 @click.option(
-    "--bind6", default="::1", show_default=True, help="IPv6 address for applications with ipv6 on."
+    "--bind6",
+    default="::1",
+    show_default=True,
+    callback=_address(6),
+    help="IPv6 address for applications with ipv6 on.",
 )
 @click.option(
     "--drain-timeout",

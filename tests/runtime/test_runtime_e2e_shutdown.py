@@ -88,3 +88,13 @@ def test_bad_document_is_refused(processes, start_runtime):
     assert status == 1
     message = processes.stderr(proc)
     assert "applied.json" in message and "format_version: 1 was expected" in message
+
+
+def test_bind_must_be_an_address_of_its_family(processes, start_runtime):
+    """--bind takes an IPv4 address and --bind6 an IPv6 one; anything else is a usage error."""
+    edge, origin = free_ports(2)
+    document = make_document([make_rule(str(edge), [(edge, [origin])])], ipv6=True)
+    proc = start_runtime(document, "--bind6", "127.0.0.1", ready=None)
+    status, _ = processes.stop(proc, sig=None)
+    assert status == 2
+    assert "'127.0.0.1' is not an IPv6 address" in processes.stderr(proc)
