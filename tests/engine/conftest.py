@@ -110,10 +110,12 @@ def spawn(project):
             [sys.executable, "-m", "l4plan", *map(str, args)],
             cwd=project.path,
             env=environment(**(env or {})),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            **popen,
+            **{
+                "stdout": subprocess.PIPE,
+                "stderr": subprocess.PIPE,
+                "text": True,
+                **popen,
+            },
         )
         started.append(process)
         return process
