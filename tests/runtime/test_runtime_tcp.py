@@ -1,5 +1,6 @@
 """The TCP relay's protocols, driven in memory (no sockets)."""
 
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionRefusedError, TimeoutError
 from twisted.internet.testing import MemoryReactorClock
@@ -69,6 +70,49 @@ def test_producers_registered_both_ways():
     assert client_t.producerState == "paused"
     client_t.producer.pauseProducing()  # a slow client pauses the origin's reads
     assert origin_t.producerState == "paused"
+
+
+class SlowSocket(FileDescriptor):
+    """Twisted's own write buffer over a socket that takes C{accepts} bytes at
+    most: Twisted's buffer logic, not the test, pauses and resumes the producer."""
+
+    accepts = 0
+
+    def writeSomeData(self, data):
+        return min(len(data), self.accepts)
+
+
+def test_full_origin_buffer_pauses_client_reads():
+    """When the origin's write buffer passes bufferSize the client leg stops reading."""
+    reactor, factory, _ = relay()
+    client, client_t = accept(factory)
+    origin = reactor.tcpClients[0][2].buildProtocol(None)
+    socket = SlowSocket(reactor)
+    socket.connected = True
+    origin.makeConnection(socket)
+    client.dataReceived(b"x" * socket.bufferSize)
+    assert client_t.producerState == "producing"
+    client.dataReceived(b"x")
+    assert client_t.producerState == "paused"
+    socket.accepts = 2 * socket.bufferSize  # the origin reads again
+    socket.doWrite()
+    assert client_t.producerState == "producing"
+
+
+def test_slow_client_pauses_origin_reads():
+    """A client that does not read fills its leg's buffer and the origin leg stops reading."""
+    reactor, factory, _ = relay()
+    client = factory.buildProtocol(CLIENT)
+    socket = SlowSocket(reactor)
+    socket.connected = True
+    socket.getPeer, socket.getHost = (lambda: CLIENT), (lambda: EDGE)
+    client.makeConnection(socket)
+    origin, origin_t = connect_origin(reactor)
+    origin.dataReceived(b"y" * (socket.bufferSize + 1))
+    assert origin_t.producerState == "paused"
+    socket.accepts = 2 * socket.bufferSize
+    socket.doWrite()
+    assert origin_t.producerState == "producing"
 
 
 def test_bytes_relayed_and_counted():
