@@ -165,14 +165,23 @@ def plan(
     )
     with _reported():
         proposal = engine.plan(_workspace(var_pairs, var_files), options)
-        if out:
-            save_plan(out, proposal.plan, proposal.desired)
+    if out:
+        _save(out, proposal)
     renderer = JsonRenderer() if as_json else MarkdownRenderer() if markdown else None
     _echo_plan(proposal.plan, renderer)
     if renderer is None:
         _plan_notes(proposal, out)
     if detailed_exitcode and proposal.pending:
         raise SystemExit(2)
+
+
+def _save(out, proposal):
+    try:
+        save_plan(out, proposal.plan, proposal.desired)
+    except OSError as error:
+        raise click.ClickException(
+            f"Cannot save the plan to {out}: {error.strerror}"
+        ) from None
 
 
 def _plan_notes(proposal, out):

@@ -76,6 +76,16 @@ def test_saved_plan_applies_without_prompt(project, l4plan):
     assert list(project.remote()) == ["application.game"]
 
 
+def test_unwritable_plan_file_is_an_error(project, l4plan):
+    """--out into a missing directory says so, without a traceback."""
+    project.write(application("game"))
+    result = l4plan("plan", "--out", "missing/p")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: Cannot save the plan to missing/p: No such file or directory\n",
+    )
+
+
 def test_stale_saved_plan_is_refused(project, l4plan):
     """A saved plan is refused once another apply changed the state, and changes nothing."""
     applied(project, l4plan, application("game"))
