@@ -9,6 +9,7 @@ lets TCP connections finish for the drain timeout before aborting them.
 
 import ipaddress
 import json
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -114,16 +115,20 @@ class TcpListener(Service):
             log.info(
                 "{key}: draining {n} connections", key=self.key, n=len(self.factory.connections)
             )
-        deadline = self.reactor.callLater(self.drain_timeout, self._abort_all)
+        deadline = self.reactor.callLater(self.drain_timeout, self._drain_expired)
         idle = self.factory.wait_idle()
         return idle.addCallback(lambda _: deadline.active() and deadline.cancel())
 
-    def _abort_all(self):
-        log.info(
-            "{key}: drain timeout, aborting {n} connections",
-            key=self.key,
-            n=len(self.factory.connections),
-        )
+    def _drain_expired(self):
+        log.info("{key}: drain timeout", key=self.key)
+        self.abort_connections()
+
+    def abort_connections(self):
+        """Abort every connection of this listener (both legs, pending bytes dropped)."""
+        if self.factory.connections:
+            log.info(
+                "{key}: aborting {n} connections", key=self.key, n=len(self.factory.connections)
+            )
         for leg in list(self.factory.connections):
             leg.abort()
 
@@ -184,6 +189,38 @@ class Runtime(MultiService):
             checker.stop()
         return super().stopService()
 
+    def abort_connections(self):
+        """End the drain now: abort every TCP connection still open."""
+        for listener in self:
+            if isinstance(listener, TcpListener):
+                listener.abort_connections()
+
+
+class SignalHandler:
+    """SIGTERM/SIGINT: the first stops the reactor (which drains), the next
+    one aborts what is still draining, so an operator never has to kill -9."""
+
+    def __init__(self, reactor, runtime):
+        self._reactor = reactor
+        self._runtime = runtime
+        self._stopping = False
+
+    def install(self):
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._received)
+
+    def _received(self, signum, frame):
+        self._reactor.callFromThread(self.handle, signal.Signals(signum).name)
+
+    def handle(self, name):
+        if not self._stopping:
+            self._stopping = True
+            log.info("{name}: stopping; send it again to close open connections now", name=name)
+            self._reactor.stop()
+        else:
+            log.info("{name} again: closing open connections now", name=name)
+            self._runtime.abort_connections()
+
 
 def run(settings, reactor=None, out=sys.stdout):
     """Serve the document in C{settings.data_dir} until SIGTERM/SIGINT; exit status 0.
@@ -198,10 +235,11 @@ def run(settings, reactor=None, out=sys.stdout):
     runtime.load(runtime_document.load_applied(settings.data_dir))
     runtime.startService()
     reactor.addSystemEventTrigger("before", "shutdown", runtime.stopService)
+    SignalHandler(reactor, runtime).install()
     for listener in runtime:
         print(f"listening {listener.name}", file=out)
     print("ready", file=out, flush=True)
-    reactor.run()
+    reactor.run(installSignalHandlers=False)
     print(
         json.dumps({"counters": runtime.metrics.snapshot()}, sort_keys=True), file=out, flush=True
     )

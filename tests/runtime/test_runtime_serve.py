@@ -7,7 +7,7 @@ from twisted.python.failure import Failure
 from l4plan.runtime.metrics import Metrics
 from l4plan.runtime.origins import HostCache
 from l4plan.runtime.routes import ListenerKey, compile_document
-from l4plan.runtime.serve import Runtime, Settings
+from l4plan.runtime.serve import Runtime, Settings, SignalHandler
 from runtime_helpers import Transport, UdpReactor, lb_rule, make_document, make_rule
 
 SETTINGS = Settings(drain_timeout=10)
@@ -149,3 +149,14 @@ def test_udp_only_load_balancer_is_not_probed_over_tcp():
     assert [port for _, port in checks] == [8080]
     udp_only = compiled(make_document([lb_rule(53, 5353, protocol="udp")], load_balancers=POOL))
     assert udp_only.health_checks == []
+
+
+def test_first_signal_stops_second_aborts_drain():
+    """The first SIGTERM/SIGINT stops the reactor; the next aborts draining connections."""
+    reactor, runtime = start(make_document([make_rule("80", [(80, [8080])])]))
+    leg = open_connection(reactor)
+    handler = SignalHandler(reactor, runtime)
+    handler.handle("SIGTERM")
+    assert reactor.hasStopped and not leg.transport.disconnected
+    handler.handle("SIGINT")
+    assert leg.transport.disconnected
