@@ -101,8 +101,8 @@ def serve(**options):
 
     Prints one "listening PROTOCOL ADDRESS:PORT" line per edge socket, then
     "ready". On SIGTERM/SIGINT it stops accepting, lets TCP connections drain
-    for --drain-timeout seconds, prints the per-rule counters as one JSON line
-    and exits 0.
+    for --drain-timeout seconds (a second signal closes them at once), prints
+    the per-rule counters as one JSON line and exits 0.
     """
     # Twisted is imported only when a runtime runs, not for every l4plan command.
     from twisted.internet.error import CannotListenError
