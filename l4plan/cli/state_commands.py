@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import click
 
 from l4plan import state as backend
+from l4plan.apply import state_path_in
+from l4plan.diagnostics import ConfigError
 
 
 class Duration(click.ParamType):
@@ -37,13 +39,30 @@ lock_timeout_option = click.option(
     help="How long to wait for the state lock (e.g. 30s, 2m).",
 )
 
+def _configured_state_path(ctx, param, value):
+    """--state, else the configuration's backend path, else the default."""
+    if value is not None:
+        return value
+    try:
+        return str(state_path_in("."))
+    except ConfigError as error:
+        raise click.BadParameter(
+            f"the configuration cannot be read ({error.diagnostics[0].summary}); "
+            "give the state file with --state",
+            ctx,
+            param,
+        ) from None
+
+
 state_path_option = click.option(
     "--state",
     "state_path",
     type=click.Path(dir_okay=False),
-    default=backend.DEFAULT_PATH,
-    show_default=True,
-    help="The state file of the local backend.",
+    callback=_configured_state_path,
+    help=(
+        "The state file of the local backend "
+        f"[default: the backend block's path, else {backend.DEFAULT_PATH}]."
+    ),
 )
 
 

@@ -370,3 +370,26 @@ def test_plan_waits_for_no_lock_by_default(project, l4plan):
     assert result.exit_code == 1
     assert "Error: Error acquiring the state lock: held by " in result.stderr
     assert "for apply" in result.stderr
+
+
+def test_state_commands_use_the_backend_path(project, l4plan):
+    """state list without --state reads the state file the backend block names."""
+    (project.path / "site.l4.hcl").write_text(
+        (project.path / "site.l4.hcl").read_text()
+        + 'backend "local" {\n  path = "states/live.json"\n}\n'
+    )
+    (project.path / "states").mkdir()
+    applied(project, l4plan, application("game"))
+    assert (project.path / "states/live.json").exists()
+    listed = l4plan("state", "list")
+    assert listed.output == "application.game\nsite.example.com\n"
+    assert l4plan("show").stdout.startswith("# application.game:\n")
+
+
+def test_state_commands_with_a_broken_configuration(project, l4plan):
+    """An unreadable configuration asks for --state instead of guessing."""
+    (project.path / "apps.l4.hcl").write_text("application {")
+    result = l4plan("state", "list")
+    assert result.exit_code == 2
+    assert "give the state file with --state" in result.stderr
+    assert l4plan("state", "list", "--state", "x.json").exit_code == 0
