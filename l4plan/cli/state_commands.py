@@ -39,6 +39,7 @@ lock_timeout_option = click.option(
     help="How long to wait for the state lock (e.g. 30s, 2m).",
 )
 
+
 def _configured_state_path(ctx, param, value):
     """--state, else the configuration's backend path, else the default."""
     if value is not None:
