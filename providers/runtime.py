@@ -1,0 +1,178 @@
+"""The built-in ``runtime`` provider: l4plan's own proxy runtime, over its admin API.
+
+``read()`` is ``GET /v1/config``. ``apply()`` sends the whole desired document
+in one ``PUT /v1/config`` with ``If-Match`` set to the generation it checked,
+and the runtime applies it all or nothing. Before sending, it checks that the
+runtime still runs what the plan was made against, so an apply never
+overwrites a change made behind l4plan's back that the plan did not show.
+
+With ``autostart`` (the embedded default) a local runtime is started in the
+background when none answers on the admin address.
+"""
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from l4plan.admin_client import AdminClient, AdminError, parse_endpoint
+from l4plan.providers.base import Provider, ProviderError
+from l4plan.providers.runtime_document import build_document, read_document
+
+DATA_DIR = ".l4plan"
+START_TIMEOUT = 15.0
+
+
+class RuntimeProvider(Provider):
+    SETTINGS = frozenset({"admin", "token_file", "autostart"})
+    READS = frozenset({"application", "load_balancer", "ip_access_rule"})
+
+    def __init__(self, name, settings, workdir):
+        super().__init__(name, settings, workdir)
+        self.admin = settings.get("admin", f"unix:{DATA_DIR}/runtime.sock")
+        self.endpoint = _checked_endpoint(self.admin)
+        self.token_path = Path(workdir, settings.get("token_file", f"{DATA_DIR}/admin.token"))
+        self.autostart = settings.get("autostart", True)
+        self._client = None
+
+    # --- Provider ------------------------------------------------------------
+
+    def _read(self):
+        generation, document = self.current()
+        return read_document(document)
+
+    def _apply(self, plan, desired):
+        generation, document = self.current()
+        self._check_unchanged_since(plan, read_document(document))
+        answer = self.client().request(
+            "PUT", "/v1/config", build_document(desired), {"If-Match": str(generation)}
+        )
+        if answer.status == 409:
+            raise ProviderError(
+                f"the runtime on {self.admin} was changed by someone else during this apply "
+                f"(generation {generation} is gone); run plan again"
+            )
+        if answer.status != 200:
+            raise ProviderError(f"the runtime on {self.admin} refused the change: {_reasons(answer)}")
+        identity = {"admin": self.admin, "generation": answer.body.get("generation")}
+        return {address: identity for address in desired if address.partition(".")[0] in self.READS}
+
+    # --- the runtime ---------------------------------------------------------
+
+    def current(self):
+        """``(generation, document)`` the runtime serves now."""
+        answer = self.client().request("GET", "/v1/config")
+        if answer.status != 200:
+            raise ProviderError(f"the runtime on {self.admin} answered GET /v1/config with {answer.status}: {_reasons(answer)}")
+        return answer.body["generation"], answer.body["config"]
+
+    def _check_unchanged_since(self, plan, running):
+        """Refuse when the runtime no longer runs what the plan's "before" side shows."""
+        expected = {
+            c.address: c.before
+            for c in plan.changes
+            if c.before is not None and c.address.partition(".")[0] in self.READS
+        }
+        for address in sorted(expected.keys() | running.keys()):
+            seen = running.get(address)
+            before = expected.get(address)
+            if seen is None or before is None or any(before.get(k) != v for k, v in seen.items()):
+                raise ProviderError(
+                    f"{address} on the runtime differs from what the plan was made against "
+                    "(changed outside of l4plan since); run plan again"
+                )
+
+    def client(self):
+        if self._client is None:
+            client = AdminClient(self.admin, self._token())
+            if not client.healthy():
+                self._start_or_fail(client)
+            self._client = client
+        return self._client
+
+    def _token(self):
+        if self.endpoint[0] == "unix":
+            return None
+        if not self.token_path.exists() and self.autostart:
+            self.token_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            return self.token_path.read_text().strip()
+        except OSError as error:
+            raise ProviderError(
+                f"cannot read the admin token {self.token_path}: {error.strerror}; "
+                "set token_file in the provider block to the runtime's token file"
+            ) from None
+
+    def _start_or_fail(self, client):
+        if not self.autostart:
+            raise ProviderError(
+                f"no runtime answers on {self.admin}; start one with "
+                f"`l4plan runtime serve --admin {_serve_admin(self.endpoint)}` or set autostart = true"
+            )
+        process, log = start_local_runtime(self.workdir, self.endpoint, self.token_path)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline and process.poll() is None:
+            if client.healthy():
+                print(
+                    f"l4plan: started a local runtime (pid {process.pid}) on {self.admin}; "
+                    f"log: {log}; stop it with `l4plan runtime stop`",
+                    file=sys.stderr,
+                )
+                return
+            time.sleep(0.1)
+        raise ProviderError(f"the local runtime did not start on {self.admin}; see {log}:\n{_tail(log)}")
+
+
+def start_local_runtime(workdir, endpoint, token_path):
+    """Start ``l4plan runtime serve`` in the background; ``(process, log path)``.
+
+    Its data, pid file and log live in ``.l4plan/`` of the working directory.
+    """
+    data_dir = Path(workdir, DATA_DIR)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "runtime.log"
+    command = [sys.executable, "-m", "l4plan", "runtime", "serve", "--data-dir", str(data_dir)]
+    command += ["--admin", _serve_admin(endpoint)]
+    if endpoint[0] == "tcp":
+        command += ["--token-file", str(token_path)]
+    with open(log, "ab") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    (data_dir / "runtime.pid").write_text(f"{process.pid}\n")
+    return process, log
+
+
+def _serve_admin(endpoint):
+    return f"unix:{endpoint[1]}" if endpoint[0] == "unix" else f"tcp:{endpoint[1]}:{endpoint[2]}"
+
+
+def _checked_endpoint(admin):
+    try:
+        return parse_endpoint(admin)
+    except AdminError as error:
+        raise ProviderError(f"{error}; fix admin in the provider block") from None
+
+
+def _reasons(answer):
+    body = answer.body
+    reasons = body.get("reasons") or body.get("failed") or []
+    text = body.get("error") or body.get("text") or str(answer.status)
+    return "; ".join([text, *map(str, reasons)])
+
+
+def _tail(path, lines=20):
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
