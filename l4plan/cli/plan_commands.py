@@ -117,7 +117,28 @@ def _workspace(var_pairs, var_files):
 # --- plan --------------------------------------------------------------------
 
 
-@click.command()
+class PlanCommand(click.Command):
+    """Usage errors exit 1, not click's 2: to --detailed-exitcode 2 means changes."""
+
+    def parse_args(self, ctx, args):
+        with _usage_error_exits_one():
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        with _usage_error_exits_one():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_error_exits_one():
+    try:
+        yield
+    except click.UsageError as error:
+        error.exit_code = 1
+        raise
+
+
+@click.command(cls=PlanCommand)
 @click.option(
     "--out",
     "out",

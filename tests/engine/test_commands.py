@@ -238,7 +238,7 @@ def test_refresh_only_records_drift(project, l4plan):
 def test_refresh_only_conflicts_with_destroy(project, l4plan):
     """--refresh-only with --destroy is a usage error."""
     project.write(application("game"))
-    result = l4plan("plan", "--refresh-only", "--destroy")
+    result = l4plan("apply", "--refresh-only", "--destroy")
     assert result.exit_code == 2
     assert (
         "--refresh-only cannot be combined with --destroy or --no-refresh"
@@ -314,7 +314,17 @@ def test_plan_json_and_markdown(project, l4plan):
     markdown = l4plan("plan", "--markdown").stdout
     assert markdown.startswith("<!-- l4plan-plan -->")
     both = l4plan("plan", "--json", "--markdown")
-    assert both.exit_code == 2
+    assert both.exit_code == 1
+    assert "--json and --markdown cannot be used together" in both.stderr
+
+
+def test_plan_usage_errors_exit_one(project, l4plan):
+    """A bad flag of plan exits 1, never 2, which --detailed-exitcode keeps for changes."""
+    project.write(application("game"))
+    bad_flag = l4plan("plan", "--detailed-exitcode", "--bogus")
+    assert bad_flag.exit_code == 1 and "No such option '--bogus'" in bad_flag.stderr
+    conflict = l4plan("plan", "--detailed-exitcode", "--refresh-only", "--destroy")
+    assert conflict.exit_code == 1
 
 
 def test_show_saved_plan_text_and_json(project, l4plan):
