@@ -28,6 +28,10 @@ REFRESH_ONLY_NOTE = (
     "This is a refresh-only plan: applying it records the changes above in the "
     "state and changes nothing on the runtime."
 )
+TARGET_WARNING = (
+    "Warning: --target is in effect, so the plan may be incomplete: addresses "
+    "not targeted keep what they have. Use it for exceptions, not routinely.\n"
+)
 NO_TERMINAL = (
     "Refusing to apply without approval: there is no terminal to ask on. "
     "Review the plan and run again with --auto-approve, or apply a saved plan "
@@ -96,10 +100,13 @@ refresh_only_option = click.option(
 
 
 def _plan_options(destroy, targets, refresh, refresh_only, force, lock_timeout):
+    """The typed options; warns on stderr, as Terraform does, that --target is partial."""
     if refresh_only and (destroy or not refresh):
         raise click.UsageError(
             "--refresh-only cannot be combined with --destroy or --no-refresh"
         )
+    if targets:
+        click.echo(TARGET_WARNING, err=True)
     return engine.PlanOptions(
         destroy=destroy,
         targets=tuple(targets),

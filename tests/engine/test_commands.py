@@ -169,6 +169,7 @@ def test_target_changes_only_the_target(project, l4plan):
     project.write(application("game", "7001"), application("chat", "8001"))
     result = l4plan("apply", "--auto-approve", "--target", "application.chat")
     assert result.exit_code == 0
+    assert result.stderr.startswith("Warning: --target is in effect")
     assert "application.game" not in result.output
     remote = project.remote()
     assert remote["application.chat"]["rules"][0]["edge_port"] == "8001"
@@ -183,7 +184,7 @@ def test_unknown_target_is_an_error(project, l4plan):
     project.write(application("game"))
     result = l4plan("plan", "--target", "application.nope")
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: --target application.nope matches nothing")
+    assert "\nError: --target application.nope matches nothing" in result.stderr
 
 
 def drift_game(project):
