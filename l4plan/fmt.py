@@ -107,15 +107,39 @@ def _parse(text, filename):
     except UnexpectedInput as error:
         raise FormatError(filename, error.line, error.column, _syntax_message(error)) from None
     for block in tree.find_data("block"):
-        *head, brace, _, _ = block.children
-        if head[-1].data == _GAP:  # HCL forbids it; python-hcl2 reads a label
+        _check_brace(block, filename)
+    for body in tree.find_data("body"):
+        _check_names(body, filename)
+    return tree
+
+
+def _check_brace(block, filename):
+    """HCL wants ``{`` on the header line; python-hcl2 would read a label."""
+    *head, brace, _, _ = block.children
+    if head[-1].data == _GAP:
+        raise FormatError(
+            filename, brace.line, brace.column, "a block's '{' must be on the same line as its labels"
+        )
+
+
+def _check_names(body, filename):
+    """python-hcl2 cannot load a block named like an attribute before it."""
+    attributes = set()
+    for child in body.children:
+        if child.data == "attribute":
+            attributes.add(_first_name(child))
+        elif child.data == "block" and _first_name(child) in attributes:
             raise FormatError(
                 filename,
-                brace.line,
-                brace.column,
-                "a block's '{' must be on the same line as its labels",
+                child.meta.line,
+                child.meta.column,
+                f"{_first_name(child)!r} is already an attribute here; a block cannot have the same name",
             )
-    return tree
+
+
+def _first_name(node):
+    """An attribute's name or a block's type."""
+    return str(node.children[0].children[0])
 
 
 def _syntax_message(error):
