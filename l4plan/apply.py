@@ -242,27 +242,28 @@ def carry_out(workspace, state, proposal):
     The provider is called only when something changes; drift alone just
     updates the state. A ProviderError leaves the state untouched.
     """
-    identities = {}
-    if proposal.plan.has_changes:
-        try:
-            identities = workspace.provider.apply(proposal.plan, proposal.desired)
-        except ProviderError as error:
-            raise ApplyFailed(
-                f'Apply failed: provider "{workspace.provider.name}": {error}. '
-                f"The state is unchanged."
-            ) from error
-    return _write(
-        workspace.state_path, recorded_state(state, proposal.desired, identities)
-    )
-
-
-def _write(path, new_state):
+    if not proposal.plan.has_changes:
+        return write_state(
+            workspace.state_path, recorded_state(state, proposal.desired, {})
+        )
+    identities = _provider_apply(workspace.provider, proposal)
+    new_state = recorded_state(state, proposal.desired, identities)
     try:
-        return write_state(path, new_state)
+        return write_state(workspace.state_path, new_state)
     except StateError as error:
         raise StateError(
             f"{error}. The provider has applied the plan: run plan again, and "
             f"refresh will show what the state is missing as drift"
+        ) from error
+
+
+def _provider_apply(provider, proposal):
+    try:
+        return provider.apply(proposal.plan, proposal.desired)
+    except ProviderError as error:
+        raise ApplyFailed(
+            f'Apply failed: provider "{provider.name}": {error}. '
+            f"The state is unchanged."
         ) from error
 
 

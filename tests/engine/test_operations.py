@@ -8,7 +8,7 @@ from l4plan.config.variables import VariableInputs
 from l4plan.plan import Action, PlanError, TooMuchChange
 from l4plan.planfile import ForeignPlan, PlanFileError, StalePlan, load_plan, save_plan
 from l4plan.providers.base import Provider, ProviderError
-from l4plan.state import Resource, State, read_state, write_state
+from l4plan.state import Resource, State, StateError, read_state, write_state
 from l4plan.validate import load_config
 
 
@@ -382,3 +382,21 @@ def test_import_refuses_what_the_state_already_manages(tmp_path):
             "application.extra",
             "game",
         )
+
+
+def test_state_write_failure_after_apply_says_what_to_do(tmp_path, monkeypatch):
+    """When the state cannot be written after the provider applied, the error says so."""
+    ws = workspace(tmp_path, application("game"))
+
+    def unwritable(path, state):
+        raise StateError(f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(engine, "write_state", unwritable)
+    with pytest.raises(StateError) as caught:
+        applied(ws)
+    assert str(caught.value) == (
+        f"cannot write {ws.state_path}: No space left on device. The provider has "
+        "applied the plan: run plan again, and refresh will show what the state "
+        "is missing as drift"
+    )
+    assert ws.provider.applied == 1
