@@ -5,13 +5,14 @@ line with ``=`` aligned across consecutive attribute lines, nested blocks on
 their own lines, one blank line between top-level blocks, lists on one line,
 and comments kept where they were written.
 
-python-hcl2's own formatter works on trees rebuilt from dicts and drops or
-misplaces comments, so this module walks the raw lark tree of
+python-hcl2's own formatter (``hcl2.formatter``) is made for trees built from
+dicts: on a parsed file it misplaces comments, adds blank lines and puts every
+list element on a line of its own. So this module walks the raw lark tree of
 ``hcl2.parses_to_tree`` instead. Layout (indentation, line breaks, spacing
 around ``=`` and inside lists and objects) is rewritten; every other
-expression is copied from the source exactly as written, which is what keeps
-``var.NAME``, ``"${var.NAME}"``, numbers and heredocs unchanged and makes the
-result never change meaning.
+expression is copied from the source exactly as written, which keeps
+``var.NAME``, ``"${var.NAME}"``, numbers and heredocs unchanged. As a last
+guard the result must load to the same data as the input.
 """
 
 import difflib
