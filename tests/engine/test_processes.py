@@ -84,8 +84,16 @@ def test_two_applies_at_once(project, spawn, run):
     assert f"pid {first.pid} since " in err and "for apply, ID " in err
     assert "waited 0.3s" in err and 'run "l4plan force-unlock ' in err
 
-    patient = spawn("apply", "--auto-approve", "--lock-timeout", "20s")
-    time.sleep(0.3)
+    started = project.path / "patient.started"
+    patient = spawn(
+        "apply",
+        "--auto-approve",
+        "--lock-timeout",
+        "20s",
+        env={"L4PLAN_FAKE_STARTED": str(started)},
+    )
+    wait_for(started)
+    time.sleep(0.5)
     assert patient.poll() is None, "the patient apply did not wait for the lock"
     (project.path / "hold.release").touch()
     assert first.wait(timeout=SUBPROCESS_TIMEOUT) == 0

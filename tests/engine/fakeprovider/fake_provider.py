@@ -6,7 +6,9 @@ across processes. Environment variables steer it:
 
 - ``L4PLAN_FAKE_FAIL``: apply raises ProviderError with this text, changing nothing;
 - ``L4PLAN_FAKE_HOLD``: apply creates ``HOLD.applying`` and waits (at most
-  20 s) for ``HOLD.release`` to exist, so a test can hold the state lock.
+  20 s) for ``HOLD.release`` to exist, so a test can hold the state lock;
+- ``L4PLAN_FAKE_STARTED``: the provider creates this file when it is made,
+  just before the command takes the state lock.
 """
 
 import json
@@ -21,6 +23,12 @@ HOLD_LIMIT_SECONDS = 20
 
 class FakeProvider(Provider):
     SETTINGS = frozenset({"remote"})
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        started = os.environ.get("L4PLAN_FAKE_STARTED")
+        if started:
+            Path(started).touch()
 
     @property
     def remote(self):
