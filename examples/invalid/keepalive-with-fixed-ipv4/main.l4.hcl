@@ -5,7 +5,7 @@ site "example.com" {
 }
 
 application "game" {
-  domain = "game.example.com"
+  domain               = "game.example.com"
   keepalive_protection = true
 
   rule {

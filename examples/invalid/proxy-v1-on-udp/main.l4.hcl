@@ -6,10 +6,10 @@ application "game" {
   domain = "game.example.com"
 
   rule {
-    protocol    = "udp"
-    edge_port   = "7000"
-    origin      = "192.0.2.10"
-    origin_port = "17000"
+    protocol              = "udp"
+    edge_port             = "7000"
+    origin                = "192.0.2.10"
+    origin_port           = "17000"
     client_ip_passthrough = "proxy_protocol_v1"
   }
 }

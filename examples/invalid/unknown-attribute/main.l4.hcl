@@ -4,7 +4,7 @@ site "example.com" {
 
 application "game" {
   domain = "game.example.com"
-  ipv7 = true
+  ipv7   = true
 
   rule {
     protocol    = "tcp"
