@@ -292,7 +292,12 @@ def apply(
     var_pairs,
     var_files,
 ):
-    """Apply PLANFILE, or plan, show the plan and apply it once approved."""
+    """Apply PLANFILE, or plan, show the plan and apply it once approved.
+
+    A saved plan applies without a prompt and is refused once the state has
+    changed. Without one, only 'yes' approves; with no terminal to ask on,
+    apply refuses unless --auto-approve is given.
+    """
     options = _plan_options(
         destroy, targets, refresh, refresh_only, force, lock_timeout
     )
