@@ -85,25 +85,48 @@ class Settings:
     dns_ttl: float = 30.0
 
 
-class TcpListener(Service):
+class _Listener(Service):
+    """One edge socket serving C{server} (a factory or a datagram protocol).
+
+    The socket can be bound before the service starts, so a reconcile binds
+    every new listener first and changes nothing when one bind fails.
+    """
+
+    server = None
+    _port = None
+
+    def bind(self):
+        """Open the socket now (once); raises CannotListenError."""
+        if self._port is None:
+            self._port = listen(self.reactor, self.key, self.server)
+
+    def startService(self):
+        self.bind()
+        Service.startService(self)
+
+    def use(self, route):
+        """Serve C{route} from now on; open connections and sessions keep theirs."""
+        self.server.route = route
+
+
+class TcpListener(_Listener):
     """A listening TCP socket; stopping it drains its connections."""
 
     def __init__(self, key, route, reactor, settings):
         self.key = key
         self.reactor = reactor
         self.drain_timeout = settings.drain_timeout
-        self.factory = RelayFactory(
+        self.factory = self.server = RelayFactory(
             route,
             reactor,
             settings.connect_timeout,
             settings.idle_timeout,
             settings.max_connections,
         )
-        self._port = None
 
-    def startService(self):
-        self._port = listen(self.reactor, self.key, self.factory)
-        Service.startService(self)
+    @property
+    def active(self):
+        return len(self.factory.connections)
 
     def stopService(self):
         Service.stopService(self)
@@ -133,18 +156,19 @@ class TcpListener(Service):
             leg.abort()
 
 
-class UdpListener(Service):
+class UdpListener(_Listener):
     """A UDP edge socket with its session table."""
 
     def __init__(self, key, route, reactor, settings):
         self.key = key
         self.reactor = reactor
-        self.relay = UdpRelay(route, reactor, settings.udp_idle_timeout, settings.max_sessions)
-        self._port = None
+        self.relay = self.server = UdpRelay(
+            route, reactor, settings.udp_idle_timeout, settings.max_sessions
+        )
 
-    def startService(self):
-        self._port = listen(self.reactor, self.key, self.relay)
-        Service.startService(self)
+    @property
+    def active(self):
+        return len(self.relay.sessions)
 
     def stopService(self):
         Service.stopService(self)
@@ -165,6 +189,7 @@ class Runtime(MultiService):
         self.metrics = Metrics()
         self.hosts = HostCache(reactor, settings.dns_ttl)
         self._checkers = []
+        self._retiring = {}  # removed listener -> Deferred of the end of its drain
 
     def load(self, document):
         """Create (not start) the listeners and health checks of C{document}."""
@@ -175,9 +200,33 @@ class Runtime(MultiService):
             listener = LISTENERS[key.protocol](key, route, self.reactor, self.settings)
             listener.setName(str(key))
             listener.setServiceParent(self)
+        self.use_health_checks(compiled.health_checks)
+
+    def use_health_checks(self, health_checks):
+        """Replace the health checkers by ones for C{health_checks} (balancer, port)."""
+        for checker in self._checkers:
+            checker.stop()
         self._checkers = [
-            HealthChecker(self.reactor, lb, port, self.hosts) for lb, port in compiled.health_checks
+            HealthChecker(self.reactor, lb, port, self.hosts) for lb, port in health_checks
         ]
+        if self.running:
+            for checker in self._checkers:
+                checker.start()
+
+    def listeners(self):
+        """The listeners serving now, by key."""
+        return {listener.key: listener for listener in self}
+
+    def retire(self, listener):
+        """Take C{listener} out: it stops accepting now, its TCP connections
+        drain in the background (UDP sessions end at once)."""
+        done = defer.maybeDeferred(listener.disownServiceParent)
+        self._retiring[listener] = done
+        done.addBoth(self._retired, listener)
+
+    def _retired(self, result, listener):
+        del self._retiring[listener]
+        return result
 
     def startService(self):
         super().startService()
@@ -187,11 +236,11 @@ class Runtime(MultiService):
     def stopService(self):
         for checker in self._checkers:
             checker.stop()
-        return super().stopService()
+        return defer.DeferredList([super().stopService(), *self._retiring.values()])
 
     def abort_connections(self):
         """End the drain now: abort every TCP connection still open."""
-        for listener in self:
+        for listener in [*self, *self._retiring]:
             if isinstance(listener, TcpListener):
                 listener.abort_connections()
 
