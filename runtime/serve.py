@@ -19,9 +19,10 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
-from l4plan.runtime import document as runtime_document
+from l4plan.runtime import admin as admin_api
 from l4plan.runtime.metrics import Metrics
 from l4plan.runtime.origins import HealthChecker, HostCache
+from l4plan.runtime.reconcile import LiveConfig
 from l4plan.runtime.routes import compile_document
 from l4plan.runtime.tcp import RelayFactory
 from l4plan.runtime.udp import MAX_DATAGRAM, UdpRelay
@@ -197,10 +198,18 @@ class Runtime(MultiService):
             document, self.settings.bind, self.settings.bind6, self.hosts, self.metrics
         )
         for key, route in sorted(compiled.routes.items(), key=lambda item: str(item[0])):
-            listener = LISTENERS[key.protocol](key, route, self.reactor, self.settings)
-            listener.setName(str(key))
-            listener.setServiceParent(self)
+            self.make_listener(key, route).setServiceParent(self)
         self.use_health_checks(compiled.health_checks)
+
+    def make_listener(self, key, route):
+        """A listener (not bound, not started) for C{key} serving C{route}."""
+        listener = LISTENERS[key.protocol](key, route, self.reactor, self.settings)
+        listener.setName(str(key))
+        return listener
+
+    def retiring(self):
+        """Removed listeners whose connections are still draining."""
+        return list(self._retiring)
 
     def use_health_checks(self, health_checks):
         """Replace the health checkers by ones for C{health_checks} (balancer, port)."""
@@ -271,22 +280,28 @@ class SignalHandler:
             self._runtime.abort_connections()
 
 
-def run(settings, reactor=None, out=sys.stdout):
+def run(settings, reactor=None, out=sys.stdout, admin=None, token=None):
     """Serve the document in C{settings.data_dir} until SIGTERM/SIGINT; exit status 0.
 
-    Raises L{runtime_document.DocumentError} for a bad document and
-    L{twisted.internet.error.CannotListenError} when a port is taken.
+    C{admin} is an endpoint (L{admin.parse_endpoint}) for the admin API, which
+    needs C{token} when given. Raises L{l4plan.runtime.document.DocumentError} for a
+    bad document and L{twisted.internet.error.CannotListenError} when a port
+    is taken.
     """
     if reactor is None:
         from twisted.internet import reactor
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     runtime = Runtime(reactor, settings)
-    runtime.load(runtime_document.load_applied(settings.data_dir))
+    live = LiveConfig.restore(runtime, settings.data_dir)
+    if admin is not None:
+        admin_api.listen(reactor, admin, admin_api.make_site(live, token))
     runtime.startService()
     reactor.addSystemEventTrigger("before", "shutdown", runtime.stopService)
     SignalHandler(reactor, runtime).install()
     for listener in runtime:
         print(f"listening {listener.name}", file=out)
+    if admin is not None:
+        print(f"admin {':'.join(map(str, admin))}", file=out)
     print("ready", file=out, flush=True)
     reactor.run(installSignalHandlers=False)
     print(

@@ -1,8 +1,15 @@
 """`l4plan runtime`: run the proxy runtime (the data path lives in l4plan.runtime)."""
 
 import ipaddress
+import json
+import os
+import signal
+import time
+from pathlib import Path
 
 import click
+
+from l4plan.cli.options import print_diagnostics
 
 
 def _address(version):
@@ -96,13 +103,25 @@ def runtime():
     type=click.FloatRange(min=0),
     help="Seconds a resolved origin host name is reused.",
 )
-def serve(**options):
+@click.option(
+    "--admin",
+    metavar="EP",
+    help="Serve the admin API on unix:PATH (mode 0600) or tcp:HOST:PORT "
+    "(needs --token-file). Without it the runtime serves applied.json and "
+    "cannot be reconfigured.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="File holding the bearer token the admin API requires over TCP.",
+)
+def serve(admin, token_file, **options):
     """Run the proxy runtime in the foreground until SIGTERM or SIGINT.
 
-    Prints one "listening PROTOCOL ADDRESS:PORT" line per edge socket, then
-    "ready". On SIGTERM/SIGINT it stops accepting, lets TCP connections drain
-    for --drain-timeout seconds (a second signal closes them at once), prints
-    the per-rule counters as one JSON line and exits 0.
+    Prints one "listening PROTOCOL ADDRESS:PORT" line per edge socket, the
+    admin endpoint, then "ready". On SIGTERM/SIGINT it stops accepting, lets
+    TCP connections drain for --drain-timeout seconds (a second signal closes
+    them at once), prints the per-rule counters as one JSON line and exits 0.
     """
     # Twisted is imported only when a runtime runs, not for every l4plan command.
     from twisted.internet.error import CannotListenError
@@ -110,8 +129,9 @@ def serve(**options):
     from l4plan.runtime.document import DocumentError
     from l4plan.runtime.serve import Settings, run
 
+    endpoint, token = _admin_endpoint(admin, token_file)
     try:
-        raise SystemExit(run(Settings(**options)))
+        raise SystemExit(run(Settings(**options), admin=endpoint, token=token))
     except DocumentError as error:
         raise click.ClickException(
             f"{error}\nFix the document, or remove it to start empty."
@@ -120,6 +140,161 @@ def serve(**options):
         raise click.ClickException(
             f"{error}\nAnother process uses this port; stop it or change the rule."
         ) from error
+
+
+def _admin_endpoint(admin, token_file):
+    """The parsed --admin endpoint and the token it needs over TCP (else None)."""
+    from l4plan.runtime.admin import parse_endpoint
+
+    if admin is None:
+        if token_file:
+            raise click.UsageError("--token-file goes with --admin tcp:HOST:PORT")
+        return None, None
+    try:
+        endpoint = parse_endpoint(admin)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--admin") from None
+    if endpoint[0] == "unix":
+        return endpoint, None
+    if not token_file:
+        raise click.UsageError(
+            "--admin tcp:HOST:PORT needs --token-file: over TCP the admin API requires a bearer token"
+        )
+    return endpoint, _read_token(token_file)
+
+
+def _read_token(path):
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as error:
+        raise click.ClickException(f"cannot read the token file {path}: {error.strerror}") from None
+    if not token:
+        raise click.ClickException(f"the token file {path} is empty; put a long random token in it")
+    return token
+
+
+# --- status and stop ---------------------------------------------------------
+
+DATA_DIR = Path(".l4plan")
+ADMIN_DEFAULTS = {"admin": f"unix:{DATA_DIR}/runtime.sock", "token_file": f"{DATA_DIR}/admin.token"}
+
+
+def _admin_client():
+    """A client of the runtime the configuration here names (provider "runtime").
+
+    Without a configuration, the embedded default: unix:.l4plan/runtime.sock.
+    """
+    from l4plan.admin_client import AdminClient
+    from l4plan.config.loader import config_files, load_directory
+    from l4plan.diagnostics import ConfigError
+
+    settings = dict(ADMIN_DEFAULTS)
+    if config_files("."):
+        try:
+            providers = load_directory(".").data.get("provider") or {}
+        except ConfigError as error:
+            print_diagnostics(error.diagnostics)
+            raise SystemExit(1) from None
+        settings.update((providers.get("runtime") or {}).items())
+    admin = settings["admin"]
+    token = None if admin.startswith("unix:") else _read_token(settings["token_file"])
+    return AdminClient(admin, token, timeout=10.0)
+
+
+@runtime.command()
+@click.option("--json", "as_json", is_flag=True, help="Print GET /v1/status as JSON.")
+def status(as_json):
+    """Show the listeners, open connections and counters of the running runtime."""
+    from l4plan.admin_client import AdminError
+
+    client = _admin_client()
+    try:
+        answer = client.request("GET", "/v1/status")
+    except AdminError as error:
+        raise click.ClickException(str(error)) from None
+    if answer.status != 200:
+        raise click.ClickException(
+            f"the runtime on {client.admin} answered {answer.status}: {answer.body.get('error', answer.body)}"
+        )
+    if as_json:
+        click.echo(json.dumps(answer.body, indent=2, sort_keys=True))
+    else:
+        click.echo("\n".join(status_lines(client.admin, answer.body)))
+
+
+def status_lines(admin, status):
+    """GET /v1/status for people: listeners, then counters per rule."""
+    lines = [f"runtime on {admin}, generation {status['generation']}", "", "listeners:"]
+    rows = [(l, "") for l in status["listeners"]] + [(l, " (draining)") for l in status["draining"]]
+    width = max((len(l["name"]) for l, _ in rows), default=0)
+    lines += [f"  {l['name'].ljust(width)}  {l['rule']}  {l['active']} open{note}" for l, note in rows]
+    lines += ["  (none)"] * (not rows) + ["", "rules:"]
+    for key, c in status["rules"].items():
+        lines.append(
+            f"  {key}: {c['active']} open, {c['opened']} opened, {c['refused']} refused, "
+            f"{c['denied']} denied, {c['origin_failures']} origin failures, "
+            f"{c['bytes_in']} bytes in, {c['bytes_out']} bytes out"
+        )
+    lines += ["  (none)"] * (not status["rules"])
+    return lines
+
+
+def _runtime_pid(pid_file):
+    """The pid in C{pid_file} when it is a running `l4plan runtime serve`, else None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    is_runtime = any(b"l4plan" in a for a in arguments) and b"runtime" in arguments and b"serve" in arguments
+    return pid if is_runtime and _alive(pid) else None
+
+
+def _alive(pid):
+    """Whether C{pid} runs (a zombie has exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@runtime.command()
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to wait for the runtime to drain and exit.",
+)
+def stop(timeout):
+    """Stop the runtime l4plan started here (the pid in .l4plan/runtime.pid).
+
+    Sends SIGTERM to that pid only, and only when it is an l4plan runtime,
+    then waits for it to exit (open TCP connections drain first).
+    """
+    pid_file = DATA_DIR / "runtime.pid"
+    if not pid_file.exists():
+        raise click.ClickException(
+            f"no {pid_file} here: l4plan started no runtime in this directory "
+            "(stop a foreground `l4plan runtime serve` with Ctrl-C)"
+        )
+    pid = _runtime_pid(pid_file)
+    if pid is None:
+        pid_file.unlink()
+        click.echo(f"The runtime of {pid_file} is not running; removed the stale pid file.")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise click.ClickException(
+                f"the runtime (pid {pid}) is still draining connections after {timeout:g} s; "
+                "run stop again to close them now"
+            )
+        time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
+    click.echo(f"Stopped the runtime (pid {pid}).")
 
 
 COMMANDS = (runtime,)

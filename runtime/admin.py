@@ -1,0 +1,266 @@
+# -*- test-case-name: tests.runtime.test_runtime_admin -*-
+"""The admin API (twisted.web, JSON): read and replace the document, status, metrics.
+
+  GET  /healthz      {"status": "ok"}
+  GET  /v1/config    {"generation": N, "config": DOCUMENT}
+  PUT  /v1/config    If-Match: N, body DOCUMENT -> 200 {"generation": N+1, "changes"}
+                     400 malformed JSON, 409 If-Match missing or not the current
+                     generation, 413 body over MAX_BODY, 422 invalid document,
+                     500 a listener could not be bound (or the document saved):
+                     rolled back, {"error", "failed": [...]}
+  GET  /v1/status    listeners, open connections/sessions, counters per rule
+  GET  /metrics      Prometheus text format
+
+On a unix socket (created mode 0600) the file permissions are the access
+control. Over TCP every path, /healthz included, needs the bearer token.
+"""
+
+import hmac
+import json
+import os
+from pathlib import Path
+
+from twisted.web import server
+from twisted.web.resource import Resource
+
+from l4plan.runtime.document import DocumentError
+from l4plan.runtime.reconcile import ReconcileError
+
+MAX_BODY = 8 * 1024 * 1024
+
+
+def parse_endpoint(text):
+    """C{unix:PATH} or C{tcp:HOST:PORT} -> ("unix", path) / ("tcp", host, port)."""
+    kind, _, rest = text.partition(":")
+    if kind == "unix" and rest:
+        return ("unix", rest)
+    host, _, port = rest.rpartition(":")
+    if kind == "tcp" and host and port.isdigit() and 0 < int(port) < 65536:
+        return ("tcp", host.strip("[]"), int(port))
+    raise ValueError(f"{text!r} is not unix:PATH or tcp:HOST:PORT")
+
+
+def listen(reactor, endpoint, site):
+    """Open the admin endpoint; a unix socket is never reachable by others, even briefly."""
+    if endpoint[0] == "tcp":
+        return reactor.listenTCP(endpoint[2], site, interface=endpoint[1])
+    Path(endpoint[1]).parent.mkdir(parents=True, exist_ok=True)
+    old_mask = os.umask(0o177)  # the socket file is born 0600, not chmod-ed afterwards
+    try:
+        return reactor.listenUNIX(endpoint[1], site, mode=0o600, wantPID=True)
+    finally:
+        os.umask(old_mask)
+
+
+def make_site(live, token=None):
+    """The admin Site for C{live} (a L{LiveConfig}); C{token} is required when given."""
+    api = _Api()
+    api.putChild(b"healthz", _Health())
+    api.putChild(b"metrics", _Metrics(live))
+    version = _Api()
+    version.putChild(b"config", _Config(live))
+    version.putChild(b"status", _Status(live))
+    api.putChild(b"v1", version)
+    site = server.Site(api if token is None else _Guard(api, token), requestFactory=LimitedRequest)
+    site.noisy = False
+    return site
+
+
+class LimitedRequest(server.Request):
+    """A request whose body past C{max_body} is dropped as it arrives, not buffered."""
+
+    max_body = MAX_BODY
+    too_large = False
+    _received = 0
+
+    def handleContentChunk(self, data):
+        self._received += len(data)
+        if self._received > self.max_body:
+            self.too_large = True
+            return
+        server.Request.handleContentChunk(self, data)
+
+
+def _answer(request, code, body):
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"application/json")
+    return json.dumps(body, sort_keys=True).encode() + b"\n"
+
+
+class _Error(Resource):
+    isLeaf = True
+
+    def __init__(self, code, message):
+        super().__init__()
+        self._code = code
+        self._message = message
+
+    def render(self, request):
+        if self._code == 401:
+            request.setHeader(b"www-authenticate", b'Bearer realm="l4plan"')
+        return _answer(request, self._code, {"error": self._message})
+
+
+class _Api(Resource):
+    """A path segment; unknown children are a JSON 404."""
+
+    def getChild(self, name, request):
+        return _Error(404, "no such path")
+
+
+class _Guard(Resource):
+    """Lets a request through to C{api} only with the right bearer token."""
+
+    def __init__(self, api, token):
+        super().__init__()
+        self._api = api
+        self._token = token.encode()
+
+    def getChildWithDefault(self, name, request):
+        scheme, _, given = (request.getHeader(b"authorization") or b"").partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token):
+            return self._api.getChildWithDefault(name, request)
+        return _Error(401, "a valid bearer token is required (Authorization: Bearer TOKEN)")
+
+
+class _Health(Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        return _answer(request, 200, {"status": "ok"})
+
+
+class _Config(Resource):
+    """The document: read it, or replace it as a whole (optimistic concurrency)."""
+
+    isLeaf = True
+
+    def __init__(self, live):
+        super().__init__()
+        self._live = live
+
+    def render_GET(self, request):
+        request.setHeader(b"etag", str(self._live.generation).encode())
+        return _answer(request, 200, {"generation": self._live.generation, "config": self._live.document})
+
+    def render_PUT(self, request):
+        if request.too_large:
+            return _answer(request, 413, {"error": f"the body is over {MAX_BODY} bytes"})
+        try:
+            document = json.loads(request.content.read())
+        except ValueError as error:
+            return _answer(request, 400, {"error": f"the body is not JSON: {error}"})
+        if _if_match(request) != self._live.generation:
+            return _answer(
+                request,
+                409,
+                {
+                    "error": "If-Match must be the current generation; read GET /v1/config again",
+                    "generation": self._live.generation,
+                },
+            )
+        return self._apply(request, document)
+
+    def _apply(self, request, document):
+        try:
+            changes = self._live.apply(document)
+        except DocumentError as error:
+            return _answer(request, 422, {"error": "invalid document", "reasons": error.reasons})
+        except ReconcileError as error:
+            return _answer(request, 500, {"error": str(error), "failed": error.failed})
+        return _answer(request, 200, {"generation": self._live.generation, "changes": changes.to_dict()})
+
+
+def _if_match(request):
+    value = (request.getHeader(b"if-match") or b"").strip().strip(b'"')
+    return int(value) if value.isdigit() else None
+
+
+def _listener_status(listener):
+    key = listener.key
+    return {
+        "name": listener.name,
+        "protocol": key.protocol,
+        "address": key.address,
+        "port": key.port,
+        "rule": listener.server.route.rule.key,
+        "active": listener.active,
+    }
+
+
+class _Status(Resource):
+    isLeaf = True
+
+    def __init__(self, live):
+        super().__init__()
+        self._live = live
+
+    def render_GET(self, request):
+        runtime = self._live.runtime
+        listeners = [_listener_status(l) for l in runtime]
+        draining = [_listener_status(l) for l in runtime.retiring()]
+        return _answer(
+            request,
+            200,
+            {
+                "generation": self._live.generation,
+                "listeners": listeners,
+                "draining": draining,
+                "rules": _served_rules(runtime, listeners + draining),
+            },
+        )
+
+
+def _served_rules(runtime, listeners):
+    """Counters of the rules served now, or with connections or sessions still open."""
+    served = {l["rule"] for l in listeners}
+    return {
+        key: counters
+        for key, counters in runtime.metrics.snapshot().items()
+        if key in served or counters["active"]
+    }
+
+
+METRICS = (
+    ("opened", "counter", "Connections (TCP) or sessions (UDP) opened"),
+    ("active", "gauge", "Connections or sessions open now"),
+    ("refused", "counter", "Connections or sessions refused over the limit"),
+    ("denied", "counter", "Connections or sessions denied by the IP access rules"),
+    ("bytes_in", "counter", "Bytes from clients to origins"),
+    ("bytes_out", "counter", "Bytes from origins to clients"),
+    ("origin_failures", "counter", "Failed attempts to reach an origin"),
+)
+
+
+def _label(value):
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus_text(snapshot, generation):
+    """Counters per rule in Prometheus text format 0.0.4."""
+    lines = [
+        "# HELP l4plan_config_generation Generation of the document served",
+        "# TYPE l4plan_config_generation gauge",
+        f"l4plan_config_generation {generation}",
+    ]
+    for name, kind, help_text in METRICS:
+        metric = f"l4plan_rule_{name}_total" if kind == "counter" else f"l4plan_rule_{name}"
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
+        for key, counters in snapshot.items():
+            application, protocol, edge_port = key.split("/", 2)
+            labels = f'rule="{_label(key)}",application="{_label(application)}",protocol="{protocol}",edge_port="{edge_port}"'
+            lines.append(f"{metric}{{{labels}}} {counters[name]}")
+    return "\n".join(lines) + "\n"
+
+
+class _Metrics(Resource):
+    isLeaf = True
+
+    def __init__(self, live):
+        super().__init__()
+        self._live = live
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+        snapshot = self._live.runtime.metrics.snapshot()
+        return prometheus_text(snapshot, self._live.generation).encode()
