@@ -1,0 +1,124 @@
+"""The runtime provider with a real runtime: failures, restarts, drift, import,
+status and stop, all through the real CLI."""
+
+import copy
+import json
+
+import pytest
+
+from l4plan.admin_client import AdminClient
+from tests.live.conftest import application, runtime_pid
+from tests.live.load import tcp_exchange
+from tests.runtime.runtime_helpers import free_ports
+
+ADMIN = "unix:.l4plan/runtime.sock"
+
+
+def config():
+    return AdminClient(ADMIN).request("GET", "/v1/config").body
+
+
+def applied(project, *blocks):
+    project.write(*blocks)
+    result = project.l4plan("apply", "--auto-approve")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_port_in_use_fails_apply_and_changes_nothing(project, tagged_origin):
+    """A port held by another process: apply fails naming it; the runtime and the
+    state are as before, and the old rule still serves."""
+    edge, taken, origin = free_ports(3)
+    tagged_origin(origin, taken)  # holds TCP and UDP `taken`
+    app = application("app", ("tcp", edge, origin, "off"))
+    applied(project, app)
+    before, state = config(), project.state_bytes()
+
+    project.write(app, application("new", ("tcp", taken, origin, "off")))
+    result = project.l4plan("apply", "--auto-approve")
+
+    assert result.returncode == 1
+    assert f"tcp 127.0.0.1:{taken}: [Errno 98] Address already in use" in result.stderr
+    assert "The state is unchanged." in result.stderr
+    assert config() == before
+    assert project.state_bytes() == state
+    assert tcp_exchange(edge, "still") == f"{origin} off"
+
+
+def test_restart_restores_and_plan_shows_no_changes(project, tagged_origin):
+    """`runtime stop` ends the runtime; the next plan starts it again with the
+    applied configuration, and finds nothing to change."""
+    edge, origin = free_ports(2)
+    tagged_origin(origin)
+    applied(project, application("app", ("tcp", edge, origin, "proxy_protocol_v2")))
+    generation = config()["generation"]
+
+    stopped = project.l4plan("runtime", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "Stopped the runtime" in stopped.stdout
+    assert not (project.path / ".l4plan" / "runtime.pid").exists()
+    with pytest.raises(ConnectionRefusedError):
+        tcp_exchange(edge, "down")
+
+    replan = project.l4plan("plan", "--detailed-exitcode")
+    assert replan.returncode == 0, replan.stdout + replan.stderr
+    assert "No changes." in replan.stdout
+    assert config()["generation"] == generation
+    assert tcp_exchange(edge, "up") == f"{origin} v2"
+
+
+def test_change_by_hand_is_drift_and_import_adopts(project, tagged_origin):
+    """A PUT made behind l4plan's back shows as drift; `import` adopts the
+    application it added, and apply puts back the rule it changed."""
+    edge, other_edge, origin, other_origin = free_ports(4)
+    tagged_origin(origin, other_origin)
+    app = application("app", ("tcp", edge, origin, "off"))
+    applied(project, app)
+
+    current = config()
+    document = copy.deepcopy(current["config"])
+    document["applications"]["app"]["rules"][0]["ports"][0]["origin"] = [other_origin]
+    document["applications"]["app"]["rules"][0]["origin_port"] = str(other_origin)
+    adopted = copy.deepcopy(document["applications"]["app"])
+    adopted["domain"] = "other.example.com"
+    adopted["rules"][0].update(edge_port=str(other_edge), ports=[{"edge": other_edge, "origin": [other_origin]}])
+    document["applications"]["other"] = adopted
+    put = AdminClient(ADMIN).request(
+        "PUT", "/v1/config", document, {"If-Match": str(current["generation"])}
+    )
+    assert put.status == 200, put.body
+
+    drift = project.l4plan("plan", "--detailed-exitcode")
+    assert drift.returncode == 2
+    assert "# application.other has been created outside of l4plan" in drift.stdout
+    assert "# application.app has changed outside of l4plan" in drift.stdout
+
+    other = application("other", ("tcp", other_edge, other_origin, "off"))
+    project.write(app, other)
+    imported = project.l4plan("import", "application.other", "other")
+    assert imported.returncode == 0, imported.stderr
+    state = json.loads(project.state_bytes())
+    assert state["resources"]["application.other"]["attributes"]["domain"] == "other.example.com"
+
+    applied(project, app, other)
+    assert project.l4plan("plan", "--detailed-exitcode").returncode == 0
+    assert tcp_exchange(edge, "back") == f"{origin} off"
+    assert tcp_exchange(other_edge, "adopted") == f"{other_origin} off"
+
+
+def test_status_shows_listeners_and_counters(project, tagged_origin):
+    """`runtime status` reads the address from the provider block and prints
+    listeners with their open connections and the counters per rule."""
+    edge, origin = free_ports(2)
+    tagged_origin(origin)
+    provider = f'provider "runtime" {{\n  admin = "{ADMIN}"\n}}\n'
+    applied(project, application("app", ("tcp", edge, origin, "off")), provider)
+    tcp_exchange(edge, "counted")
+
+    status = project.l4plan("runtime", "status")
+    assert status.returncode == 0, status.stderr
+    assert f"tcp 127.0.0.1:{edge}  app/tcp/{edge}  0 open" in status.stdout
+    assert f"app/tcp/{edge}: 0 open, 1 opened" in status.stdout
+    as_json = json.loads(project.l4plan("runtime", "status", "--json").stdout)
+    assert as_json["rules"][f"app/tcp/{edge}"]["opened"] == 1
+    assert runtime_pid(project.path) is not None
