@@ -15,9 +15,10 @@ import secrets
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from l4plan.admin_client import AdminClient, AdminError, parse_endpoint
+from l4plan.admin_client import AdminClient, AdminError, Unreachable, parse_endpoint
 from l4plan.providers.base import Provider, ProviderError
 from l4plan.providers.runtime_document import build_document, read_document
 
@@ -40,22 +41,25 @@ class RuntimeProvider(Provider):
     # --- Provider ------------------------------------------------------------
 
     def _read(self):
-        generation, document = self.current()
+        with _talking():
+            generation, document = self.current()
         return read_document(document)
 
     def _apply(self, plan, desired):
-        generation, document = self.current()
-        self._check_unchanged_since(plan, read_document(document))
-        answer = self.client().request(
-            "PUT", "/v1/config", build_document(desired), {"If-Match": str(generation)}
-        )
+        with _talking():
+            generation, document = self.current()
+            self._check_unchanged_since(plan, read_document(document))
+            answer = self.client().request(
+                "PUT", "/v1/config", build_document(desired), {"If-Match": str(generation)}
+            )
         if answer.status == 409:
             raise ProviderError(
                 f"the runtime on {self.admin} was changed by someone else during this apply "
                 f"(generation {generation} is gone); run plan again"
             )
         if answer.status != 200:
-            raise ProviderError(f"the runtime on {self.admin} refused the change: {_reasons(answer)}")
+            hint = "; free the port or change the rule, then apply again" if answer.body.get("failed") else ""
+            raise ProviderError(f"the runtime on {self.admin} refused the change: {_reasons(answer)}{hint}")
         identity = {"admin": self.admin, "generation": answer.body.get("generation")}
         return {address: identity for address in desired if address.partition(".")[0] in self.READS}
 
@@ -85,10 +89,19 @@ class RuntimeProvider(Provider):
                 )
 
     def client(self):
+        """The admin client, once the runtime answers (started here if allowed)."""
         if self._client is None:
             client = AdminClient(self.admin, self._token())
-            if not client.healthy():
+            try:
+                answer = client.request("GET", "/healthz")
+            except Unreachable:
                 self._start_or_fail(client)
+            else:
+                if answer.status == 401:
+                    raise ProviderError(
+                        f"the runtime on {self.admin} refused the admin token in {self.token_path}; "
+                        "set token_file to the file the runtime was started with (--token-file)"
+                    )
             self._client = client
         return self._client
 
@@ -162,6 +175,15 @@ def _checked_endpoint(admin):
         return parse_endpoint(admin)
     except AdminError as error:
         raise ProviderError(f"{error}; fix admin in the provider block") from None
+
+
+@contextmanager
+def _talking():
+    """Errors of the connection to the runtime as ProviderErrors, which the CLI reports."""
+    try:
+        yield
+    except AdminError as error:
+        raise ProviderError(str(error)) from None
 
 
 def _reasons(answer):

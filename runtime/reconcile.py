@@ -171,7 +171,7 @@ class LiveConfig:
             bound.append(listener)
         if failed:
             _close(bound)
-            raise ReconcileError("cannot listen; nothing was changed", failed)
+            raise ReconcileError("cannot open every new listener, so nothing was changed", failed)
         return bound
 
     def _switch(self, document, compiled, current, new):
