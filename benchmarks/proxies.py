@@ -1,0 +1,263 @@
+"""The proxies under test, each single-threaded on the proxy core, and "direct".
+
+Every proxy forwards the same routes to the same origins; a proxy that cannot
+forward a route (HAProxy and UDP, nginx stream and PROXY v2, Twisted's
+portforward and anything but plain TCP) leaves it out and the tests that need
+it skip that proxy.
+"""
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.processes import PROXY_CORE, Process, free_port, wait_for_child, wait_for_port
+
+NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One origin service; C{protocols} share the edge port (iperf3 needs both)."""
+
+    name: str
+    origin: int
+    protocols: tuple = ("tcp",)
+    proxy_v2: bool = False  # the origin expects a PROXY v2 header
+
+
+def routes(origins):
+    """The routes every proxy is asked to forward, to L{OriginPorts} C{origins}."""
+    return (
+        Route("iperf", origins.iperf, ("tcp", "udp")),
+        Route("http", origins.http),
+        Route("http_proxy_v2", origins.http_proxy_v2, proxy_v2=True),
+        Route("udp_echo", origins.udp_echo, ("udp",)),
+    )
+
+
+class Proxy:
+    """Start with C{start(routes, workdir)}; C{edges[(route, protocol)]} is the port to use.
+
+    Subclasses set C{name}, C{protocols}, C{proxy_v2} and implement C{_launch},
+    which starts the processes and returns {route name: pid doing its relaying}.
+    """
+
+    protocols = ("tcp",)
+    proxy_v2 = False
+
+    def __init__(self):
+        self.processes = []
+        self.edges = {}
+        self._pids = {}
+
+    def supports(self, route):
+        return bool(self._protocols(route)) and (self.proxy_v2 or not route.proxy_v2)
+
+    def _protocols(self, route):
+        return [p for p in route.protocols if p in self.protocols]
+
+    def start(self, routes, workdir):
+        served = [r for r in routes if self.supports(r)]
+        for route in served:
+            port = free_port()
+            for protocol in self._protocols(route):
+                self.edges[(route.name, protocol)] = port
+        workdir = Path(workdir) / self.name
+        workdir.mkdir()
+        self._pids = self._launch(served, workdir)
+        for (name, protocol), port in self.edges.items():
+            if protocol == "tcp":
+                wait_for_port(port)
+        for process in self.processes:
+            process.check_running()
+
+    def pid(self, route_name):
+        """The process whose CPU and memory count for C{route_name}."""
+        return self._pids[route_name]
+
+    def _run(self, argv, workdir, name="proxy"):
+        process = Process(argv, PROXY_CORE, workdir / f"{name}.log", cwd=workdir)
+        self.processes.append(process)
+        return process
+
+    def stop(self):
+        for process in reversed(self.processes):
+            process.stop()
+
+
+class Direct(Proxy):
+    """No proxy: the client talks to the origin; the reference for every ratio."""
+
+    name = "direct"
+    protocols = ("tcp", "udp")
+    proxy_v2 = False
+
+    def start(self, routes, workdir):
+        for route in filter(self.supports, routes):
+            for protocol in route.protocols:
+                self.edges[(route.name, protocol)] = route.origin
+
+    def pid(self, route_name):
+        return None
+
+
+HAPROXY = """\
+global
+    nbthread 1
+    maxconn 9990
+defaults
+    mode tcp
+    maxconn 9990
+    timeout connect 5s
+    timeout client 600s
+    timeout server 600s
+"""
+
+HAPROXY_ROUTE = """\
+listen {name}
+    bind 127.0.0.1:{edge}
+    server origin 127.0.0.1:{origin}{send_proxy}
+"""
+
+
+class HAProxy(Proxy):
+    """HAProxy 2.x, C{mode tcp}, one thread, stock buffers."""
+
+    name = "haproxy"
+    proxy_v2 = True
+
+    def _launch(self, routes, workdir):
+        conf = workdir / "haproxy.cfg"
+        conf.write_text(HAPROXY + "".join(self._section(r) for r in routes))
+        pid = self._run(["haproxy", "-db", "-f", str(conf)], workdir).pid
+        return {route.name: pid for route in routes}
+
+    def _section(self, route):
+        send_proxy = " send-proxy-v2" if route.proxy_v2 else ""
+        edge = self.edges[(route.name, "tcp")]
+        return HAPROXY_ROUTE.format(
+            name=route.name, edge=edge, origin=route.origin, send_proxy=send_proxy
+        )
+
+
+NGINX = """\
+load_module {module};
+worker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 19990; }}
+stream {{
+{servers}}}
+"""
+
+NGINX_SERVER = """\
+    server {{
+        listen 127.0.0.1:{edge}{options};
+        proxy_pass 127.0.0.1:{origin};
+        proxy_timeout {timeout};
+    }}
+"""
+
+
+class Nginx(Proxy):
+    """nginx C{stream}, one worker; the only other UDP proxy (it sends no PROXY v2)."""
+
+    name = "nginx"
+    protocols = ("tcp", "udp")
+
+    def _launch(self, routes, workdir):
+        conf = workdir / "nginx.conf"
+        servers = "".join(self._server(r, p) for r in routes for p in self._protocols(r))
+        conf.write_text(NGINX.format(module=NGINX_STREAM_MODULE, dir=workdir, servers=servers))
+        argv = ["nginx", "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log")]
+        worker = wait_for_child(self._run(argv, workdir))
+        return {route.name: worker for route in routes}
+
+    def _server(self, route, protocol):
+        options = " udp" if protocol == "udp" else " backlog=4096"
+        timeout = "30s" if protocol == "udp" else "600s"
+        edge = self.edges[(route.name, protocol)]
+        return NGINX_SERVER.format(edge=edge, options=options, origin=route.origin, timeout=timeout)
+
+
+class L4planRuntime(Proxy):
+    """C{l4plan runtime serve} with a runtime document holding one rule per route."""
+
+    name = "l4plan"
+    protocols = ("tcp", "udp")
+    proxy_v2 = True
+
+    def _launch(self, routes, workdir):
+        data_dir = workdir / "data"
+        data_dir.mkdir()
+        (data_dir / "applied.json").write_text(json.dumps(self.document(routes)))
+        argv = [sys.executable, "-m", "l4plan", "runtime", "serve", "--data-dir", str(data_dir)]
+        argv += ["--bind", "127.0.0.1", "--max-connections", "20000", "--drain-timeout", "0"]
+        process = self._run(argv, workdir)
+        _wait_for_line(workdir / "proxy.log", "ready", process)
+        return {route.name: process.pid for route in routes}
+
+    def document(self, routes):
+        """The runtime document (schemas/runtime.schema.json) forwarding C{routes}."""
+        rules = [self._rule(r, p) for r in routes for p in self._protocols(r)]
+        application = {
+            "domain": "bench.example.com",
+            "ipv6": False,
+            "waf_ip_access_control": False,
+            "keepalive_protection": False,
+            "rules": rules,
+        }
+        return {
+            "format_version": 1,
+            "site": None,
+            "ip_access_rules": [],
+            "load_balancers": {},
+            "applications": {"bench": application},
+        }
+
+    def _rule(self, route, protocol):
+        edge = self.edges[(route.name, protocol)]
+        return {
+            "protocol": protocol,
+            "edge_port": str(edge),
+            "origin_type": "ip",
+            "origin": "127.0.0.1",
+            "origin_port": str(route.origin),
+            "client_ip_passthrough": "proxy_protocol_v2" if route.proxy_v2 else "off",
+            "comment": route.name,
+            "ports": [{"edge": edge, "origin": [route.origin]}],
+        }
+
+
+class Portforward(Proxy):
+    """Twisted's stock C{portforward}, one process per route: the floor to stay above."""
+
+    name = "portforward"
+
+    def _launch(self, routes, workdir):
+        return {route.name: self._forward(route, workdir) for route in routes}
+
+    def _forward(self, route, workdir):
+        edge = self.edges[(route.name, "tcp")]
+        # At the default level it logs two lines per connection; that is not relaying.
+        argv = [sys.executable, "-m", "twisted", "--log-file", "-", "--log-level", "warn"]
+        argv += ["portforward"]
+        argv += ["-p", f"tcp:{edge}:interface=127.0.0.1", "-h", "127.0.0.1"]
+        argv += ["-d", str(route.origin)]
+        return self._run(argv, workdir, route.name).pid
+
+
+def _wait_for_line(path, line, process, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while line not in path.read_text().splitlines():
+        process.check_running()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} has no {line!r} line after {timeout} s")
+        time.sleep(0.05)
+
+
+PROXIES = {p.name: p for p in (Direct, HAProxy, Nginx, L4planRuntime, Portforward)}
