@@ -232,12 +232,12 @@ METRICS = (
 )
 
 
-def _label(value):
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def prometheus_text(snapshot, generation):
-    """Counters per rule in Prometheus text format 0.0.4."""
+    """Counters per rule in Prometheus text format 0.0.4.
+
+    Rule keys are APP/PROTOCOL/EDGE_PORT with names the schema restricts to
+    [a-z0-9_-], so label values need no escaping.
+    """
     lines = [
         "# HELP l4plan_config_generation Generation of the document served",
         "# TYPE l4plan_config_generation gauge",
@@ -248,7 +248,7 @@ def prometheus_text(snapshot, generation):
         lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
         for key, counters in snapshot.items():
             application, protocol, edge_port = key.split("/", 2)
-            labels = f'rule="{_label(key)}",application="{_label(application)}",protocol="{protocol}",edge_port="{edge_port}"'
+            labels = f'rule="{key}",application="{application}",protocol="{protocol}",edge_port="{edge_port}"'
             lines.append(f"{metric}{{{labels}}} {counters[name]}")
     return "\n".join(lines) + "\n"
 

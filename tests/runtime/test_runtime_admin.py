@@ -1,0 +1,140 @@
+"""The admin API's resources, rendered with DummyRequest (no sockets)."""
+
+import io
+import json
+
+import pytest
+from twisted.web.resource import getChildForRequest
+from twisted.web.test.requesthelper import DummyChannel, DummyRequest
+
+from l4plan.runtime import admin
+from l4plan.runtime.reconcile import LiveConfig
+from l4plan.runtime.serve import Runtime, Settings
+from runtime_helpers import make_document, make_rule
+from test_runtime_reconcile import Reactor
+
+TOKEN = "the-token"
+DOCUMENT = make_document([make_rule("7000", [(7000, [17000])])])
+
+
+@pytest.fixture
+def live(tmp_path):
+    runtime = Runtime(Reactor(taken={7009}), Settings(data_dir=str(tmp_path)))
+    config = LiveConfig.restore(runtime, tmp_path)
+    runtime.startService()
+    yield config
+    runtime.stopService()
+
+
+def call(site, method, path, body=b"", headers=(), too_large=False):
+    """Render C{path} of C{site}: (status, decoded body)."""
+    request = DummyRequest(path.lstrip(b"/").split(b"/"))
+    request.method = method
+    request.content = io.BytesIO(body)
+    request.too_large = too_large
+    for name, value in headers:
+        request.requestHeaders.addRawHeader(name, value)
+    answer = getChildForRequest(site.resource, request).render(request)
+    if request.responseHeaders.getRawHeaders(b"content-type") == [b"application/json"]:
+        answer = json.loads(answer)
+    return request.responseCode, answer
+
+
+def put(site, document, generation, **options):
+    body = document if isinstance(document, bytes) else json.dumps(document).encode()
+    headers = [(b"if-match", str(generation).encode())] if generation is not None else []
+    return call(site, b"PUT", b"/v1/config", body, headers, **options)
+
+
+@pytest.mark.parametrize("authorization", [None, b"Bearer wrong", b"Basic the-token", b"Bearer the-token2"])
+def test_token_required_over_tcp(live, authorization):
+    """Without the right bearer token every path answers 401 and a PUT changes nothing."""
+    site = admin.make_site(live, TOKEN)
+    headers = [(b"authorization", authorization)] if authorization else []
+    assert call(site, b"GET", b"/healthz", headers=headers)[0] == 401
+    body = json.dumps(DOCUMENT).encode()
+    status, answer = call(site, b"PUT", b"/v1/config", body, [*headers, (b"if-match", b"0")])
+    assert (status, answer["error"]) == (401, "a valid bearer token is required (Authorization: Bearer TOKEN)")
+    assert live.generation == 0 and live.runtime.listeners() == {}
+
+
+def test_right_token_passes(live):
+    """The bearer token lets requests through to the API."""
+    site = admin.make_site(live, TOKEN)
+    headers = [(b"authorization", b"Bearer the-token")]
+    assert call(site, b"GET", b"/healthz", headers=headers) == (200, {"status": "ok"})
+    assert call(site, b"GET", b"/v1/nothing", headers=headers)[0] == 404
+
+
+def test_put_answers(live):
+    """409 without or with a stale If-Match, 400 malformed, 413 too large, 422
+    invalid, 500 on a port that cannot be bound, 200 with the changes."""
+    site = admin.make_site(live)
+    assert put(site, DOCUMENT, None) == (
+        409,
+        {"error": "If-Match must be the current generation; read GET /v1/config again", "generation": 0},
+    )
+    assert put(site, DOCUMENT, 3)[0] == 409
+    assert put(site, b"{nope", 0)[0] == 400
+    assert put(site, DOCUMENT, 0, too_large=True) == (413, {"error": "the body is over 8388608 bytes"})
+    status, answer = put(site, {**DOCUMENT, "format_version": 2}, 0)
+    assert (status, answer["reasons"]) == (422, ["format_version: 1 was expected"])
+    taken = make_document([make_rule("7009", [(7009, [17009])])])
+    assert put(site, taken, 0) == (
+        500,
+        {
+            "error": "cannot open every new listener, so nothing was changed",
+            "failed": ["tcp 127.0.0.1:7009: [Errno 98] Address already in use"],
+        },
+    )
+    assert put(site, DOCUMENT, 0) == (
+        200,
+        {"generation": 1, "changes": {"added": ["tcp 127.0.0.1:7000"], "removed": [], "updated": []}},
+    )
+    assert call(site, b"GET", b"/v1/config") == (200, {"generation": 1, "config": DOCUMENT})
+
+
+def test_status_and_metrics(live):
+    """Status lists listeners with their rule and open connections; metrics are Prometheus text."""
+    site = admin.make_site(live)
+    put(site, DOCUMENT, 0)
+    status, answer = call(site, b"GET", b"/v1/status")
+    assert answer["listeners"] == [
+        {"name": "tcp 127.0.0.1:7000", "protocol": "tcp", "address": "127.0.0.1", "port": 7000, "rule": "app/tcp/7000", "active": 0}
+    ]
+    assert answer["rules"]["app/tcp/7000"]["opened"] == 0
+    text = call(site, b"GET", b"/metrics")[1].decode()
+    assert "# TYPE l4plan_rule_opened_total counter\n" in text
+    assert 'l4plan_rule_active{rule="app/tcp/7000",application="app",protocol="tcp",edge_port="7000"} 0\n' in text
+    assert "l4plan_config_generation 1\n" in text
+
+
+def test_body_past_the_limit_is_not_buffered():
+    """Bytes past max_body are counted and dropped, and the request is marked too large."""
+    request = admin.LimitedRequest(DummyChannel())
+    request.max_body = 8
+    request.gotLength(10)  # small: kept in memory
+    request.handleContentChunk(b"12345")
+    assert not request.too_large
+    request.handleContentChunk(b"67890")
+    request.content.seek(0)
+    assert (request.too_large, request.content.read()) == (True, b"12345")
+
+
+@pytest.mark.parametrize(
+    "text, endpoint",
+    [
+        ("unix:.l4plan/runtime.sock", ("unix", ".l4plan/runtime.sock")),
+        ("tcp:127.0.0.1:9901", ("tcp", "127.0.0.1", 9901)),
+        ("tcp:[::1]:9901", ("tcp", "::1", 9901)),
+    ],
+)
+def test_parse_endpoint(text, endpoint):
+    """unix:PATH and tcp:HOST:PORT are the admin endpoints."""
+    assert admin.parse_endpoint(text) == endpoint
+
+
+@pytest.mark.parametrize("text", ["unix:", "tcp:9901", "tcp:localhost:0", "http://127.0.0.1:1"])
+def test_parse_endpoint_refuses(text):
+    with pytest.raises(ValueError, match="is not unix:PATH or tcp:HOST:PORT"):
+        admin.parse_endpoint(text)

@@ -1,0 +1,185 @@
+"""Reconcile on a memory reactor: what binds, what is kept, what drains, what is saved."""
+
+import json
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import CannotListenError, ConnectionDone
+from twisted.python.failure import Failure
+
+from l4plan.runtime import document as runtime_document
+from l4plan.runtime.reconcile import LiveConfig, ReconcileError, load_generation, signatures
+from l4plan.runtime.routes import ListenerKey
+from l4plan.runtime.serve import Runtime, Settings
+from runtime_helpers import Transport, UdpReactor, make_document, make_rule
+
+TCP_7000 = ListenerKey("tcp", "127.0.0.1", 7000)
+
+
+class Port:
+    """A listening port that records whether it was closed."""
+
+    def __init__(self, port):
+        self.port = port
+        self.listening = True
+
+    def stopListening(self):
+        self.listening = False
+
+    def getHost(self):
+        return IPv4Address("TCP", "127.0.0.1", self.port)
+
+
+class Reactor(UdpReactor):
+    """A memory reactor on which the ports in C{taken} cannot be bound."""
+
+    def __init__(self, taken=()):
+        super().__init__()
+        self.taken = set(taken)
+        self.tcp_ports = []
+
+    def _check(self, port, interface):
+        if port in self.taken:
+            raise CannotListenError(interface, port, OSError(98, "Address already in use"))
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        self._check(port, interface)
+        self.tcp_ports.append(Port(port))
+        return self.tcp_ports[-1]
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        self._check(port, interface)
+        return super().listenUDP(port, protocol, interface, maxPacketSize)
+
+
+def doc(*rules, **options):
+    return make_document(list(rules), **options)
+
+
+def tcp(edge, origin, **options):
+    return make_rule(str(edge), [(edge, [origin])], **options)
+
+
+def udp(edge, origin):
+    return make_rule(str(edge), [(edge, [origin])], protocol="udp")
+
+
+@pytest.fixture
+def live(tmp_path):
+    reactor = Reactor(taken={7009})
+    runtime = Runtime(reactor, Settings(data_dir=str(tmp_path), drain_timeout=10))
+    config = LiveConfig.restore(runtime, tmp_path)
+    runtime.startService()
+    yield config
+    runtime.stopService()
+
+
+def connect(listener):
+    """An accepted client connection on C{listener}."""
+    leg = listener.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
+    leg.makeConnection(Transport())
+    return leg
+
+
+def test_added_removed_and_updated_listeners(live):
+    """Listeners are compared by (protocol, address, port); a kept one keeps its socket."""
+    first = live.apply(doc(tcp(7000, 17000), udp(7001, 17001)))
+    assert first.to_dict() == {
+        "added": ["tcp 127.0.0.1:7000", "udp 127.0.0.1:7001"],
+        "removed": [],
+        "updated": [],
+    }
+    kept = live.runtime.listeners()[TCP_7000]
+
+    second = live.apply(doc(tcp(7000, 17500), tcp(7002, 17002)))
+
+    assert second.to_dict() == {
+        "added": ["tcp 127.0.0.1:7002"],
+        "removed": ["udp 127.0.0.1:7001"],
+        "updated": ["tcp 127.0.0.1:7000"],
+    }
+    assert live.runtime.listeners()[TCP_7000] is kept
+    assert kept.factory.route.origin_ports == (17500,)
+    assert [p.port for p in live.runtime.reactor.tcp_ports if p.listening] == [7000, 7002]
+    assert live.runtime.reactor.udp_ports[0][2].stopped
+    assert live.generation == 2
+
+
+def test_unchanged_rule_is_not_reported_updated(live):
+    """The same document again changes no listener."""
+    live.apply(doc(tcp(7000, 17000)))
+    assert live.apply(doc(tcp(7000, 17000))).to_dict() == {"added": [], "removed": [], "updated": []}
+
+
+def test_bind_failure_changes_nothing(live, tmp_path):
+    """A port that cannot be bound: the listeners bound for the change are closed,
+    the old ones serve on, and neither the document nor the generation moves."""
+    live.apply(doc(tcp(7000, 17000)))
+    saved = (tmp_path / "applied.json").read_bytes()
+
+    with pytest.raises(ReconcileError) as raised:
+        live.apply(doc(tcp(7008, 17008), tcp(7009, 17009)))
+
+    assert raised.value.failed == ["tcp 127.0.0.1:7009: [Errno 98] Address already in use"]
+    assert list(live.runtime.listeners()) == [TCP_7000]
+    assert [(p.port, p.listening) for p in live.runtime.reactor.tcp_ports] == [(7000, True), (7008, False)]
+    assert (tmp_path / "applied.json").read_bytes() == saved
+    assert live.generation == 1 and load_generation(tmp_path) == 1
+
+
+def test_invalid_document_changes_nothing(live):
+    """An invalid document is refused with its reasons before any listener is touched."""
+    with pytest.raises(runtime_document.DocumentError):
+        live.apply(doc(tcp(7000, 17000), tcp(7000, 17001)))
+    assert live.runtime.listeners() == {} and live.generation == 0
+
+
+def test_open_connection_keeps_its_rule_new_one_takes_the_new(live):
+    """After a change, a connection accepted before keeps its origin port; a new one uses the new rule."""
+    live.apply(doc(tcp(7000, 17000)))
+    listener = live.runtime.listeners()[TCP_7000]
+    before = connect(listener)
+    live.apply(doc(tcp(7000, 17500, passthrough="proxy_protocol_v2")))
+    after = connect(listener)
+
+    assert [client[1] for client in live.runtime.reactor.tcpClients] == [17000, 17500]
+    assert (before.rule.passthrough, after.rule.passthrough) == ("off", "proxy_protocol_v2")
+
+
+def test_removed_listener_drains_then_aborts(live):
+    """A removed TCP listener stops accepting at once and its connections drain
+    until the drain timeout, then are aborted."""
+    live.apply(doc(tcp(7000, 17000), tcp(7002, 17002)))
+    removed = live.runtime.listeners()[ListenerKey("tcp", "127.0.0.1", 7002)]
+    leg = connect(removed)
+    live.apply(doc(tcp(7000, 17000)))
+
+    assert not live.runtime.reactor.tcp_ports[1].listening
+    assert live.runtime.retiring() == [removed]
+    live.runtime.reactor.advance(9)
+    assert not leg.transport.disconnecting
+    live.runtime.reactor.advance(1)
+    assert leg.transport.disconnecting
+    leg.connectionLost(Failure(ConnectionDone()))
+    assert live.runtime.retiring() == []
+
+
+def test_saved_document_and_generation_restore(live, tmp_path):
+    """The applied document and its generation survive a restart."""
+    document = doc(tcp(7000, 17000), udp(7001, 17001))
+    live.apply(document)
+    assert json.loads((tmp_path / "applied.json").read_text()) == document
+
+    runtime = Runtime(Reactor(), Settings(data_dir=str(tmp_path)))
+    restored = LiveConfig.restore(runtime, tmp_path)
+    assert (restored.generation, restored.document) == (1, document)
+    assert sorted(map(str, runtime.listeners())) == ["tcp 127.0.0.1:7000", "udp 127.0.0.1:7001"]
+
+
+def test_signature_covers_what_a_listener_uses():
+    """The access rules matter only with WAF on; the application's flags always."""
+    acl = [{"name": "office", "action": "allow", "sources": ["10.0.0.0/8"], "priority": 1}]
+    base = signatures(doc(tcp(7000, 17000)), "127.0.0.1", "::1")
+    assert signatures(doc(tcp(7000, 17000), acl=acl), "127.0.0.1", "::1") == base
+    assert signatures(doc(tcp(7000, 17000), acl=acl, waf=True), "127.0.0.1", "::1") != base
+    assert signatures(doc(tcp(7000, 17000), keepalive=True), "127.0.0.1", "::1") != base
