@@ -29,12 +29,12 @@ def parse_args(argv):
     parser.add_argument("--tests", default=",".join(names), help=f"of: {','.join(names)}")
     parser.add_argument("--proxies", default=",".join(PROXIES), help="default: %(default)s")
     parser.add_argument("--repetitions", type=int, default=suite.Settings.repetitions)
-    parser.add_argument("--seconds", type=float, default=suite.Settings.seconds)
+    parser.add_argument("--seconds", type=int, default=suite.Settings.seconds)
     parser.add_argument(
         "--idle-connections", type=int, default=suite.Settings.idle_connections
     )
     parser.add_argument(
-        "--quick", action="store_true", help="1.5 s per run, one repetition, 2,000 idle"
+        "--quick", action="store_true", help="2 s per run, one repetition, 2,000 idle"
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -51,7 +51,7 @@ def _pick(name, known, what):
 
 def settings_from(args):
     if args.quick:
-        return suite.Settings(seconds=1.5, repetitions=1, idle_connections=2000)
+        return suite.Settings(seconds=2, repetitions=1, idle_connections=2000)
     return suite.Settings(
         seconds=args.seconds,
         repetitions=args.repetitions,

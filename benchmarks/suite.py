@@ -15,7 +15,7 @@ from benchmarks.processes import cpu_seconds, rss_bytes
 
 @dataclass(frozen=True)
 class Settings:
-    seconds: float = 5.0
+    seconds: int = 5  # wrk and iperf3 take whole seconds
     repetitions: int = 3
     wrk_connections: int = 32
     # Each relayed connection costs the proxy two descriptors and the hard
