@@ -190,6 +190,7 @@ class Runtime(MultiService):
         self.metrics = Metrics()
         self.hosts = HostCache(reactor, settings.dns_ttl)
         self._checkers = []
+        self._health_checks = []
         self._retiring = {}  # removed listener -> Deferred of the end of its drain
 
     def load(self, document):
@@ -212,7 +213,16 @@ class Runtime(MultiService):
         return list(self._retiring)
 
     def use_health_checks(self, health_checks):
-        """Replace the health checkers by ones for C{health_checks} (balancer, port)."""
+        """Replace the health checkers by ones for C{health_checks} (balancer, port).
+
+        Origins keep the health found so far (by address), so a reconcile does
+        not send traffic to an origin known to be down.
+        """
+        known = {b.address: b.healthy for lb, _ in self._health_checks for b in lb.backends}
+        for lb, _ in health_checks:
+            for backend in lb.backends:
+                backend.healthy = known.get(backend.address, backend.healthy)
+        self._health_checks = health_checks
         for checker in self._checkers:
             checker.stop()
         self._checkers = [

@@ -59,7 +59,8 @@ def runtime():
     default=30.0,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="Seconds open TCP connections may finish after a stop.",
+    help="Seconds open TCP connections may finish after a stop, or after an "
+    "apply removes their listener (UDP sessions of a removed listener end at once).",
 )
 @click.option(
     "--connect-timeout",

@@ -11,7 +11,7 @@ from l4plan.runtime import document as runtime_document
 from l4plan.runtime.reconcile import LiveConfig, ReconcileError, load_generation, signatures
 from l4plan.runtime.routes import ListenerKey
 from l4plan.runtime.serve import Runtime, Settings
-from runtime_helpers import Transport, UdpReactor, make_document, make_rule
+from runtime_helpers import Transport, UdpReactor, lb_rule, make_document, make_rule
 
 TCP_7000 = ListenerKey("tcp", "127.0.0.1", 7000)
 
@@ -183,3 +183,19 @@ def test_signature_covers_what_a_listener_uses():
     assert signatures(doc(tcp(7000, 17000), acl=acl), "127.0.0.1", "::1") == base
     assert signatures(doc(tcp(7000, 17000), acl=acl, waf=True), "127.0.0.1", "::1") != base
     assert signatures(doc(tcp(7000, 17000), keepalive=True), "127.0.0.1", "::1") != base
+
+
+def test_origin_health_survives_a_reconcile(live):
+    """An origin found down stays down in the new configuration's load balancer."""
+    pool = {
+        "pool": {
+            "algorithm": "round_robin",
+            "origins": [{"address": "192.0.2.1", "weight": 1}, {"address": "192.0.2.2", "weight": 1}],
+            "health_check": {"interval": 5, "timeout": 1, "unhealthy_threshold": 1, "healthy_threshold": 1},
+        }
+    }
+    live.apply(doc(lb_rule(7000, 17000), load_balancers=pool))
+    live.runtime.listeners()[TCP_7000].factory.route.rule.origin.backends[0].healthy = False
+    live.apply(doc(lb_rule(7000, 17000), tcp(7002, 17002), load_balancers=pool))
+    backends = live.runtime.listeners()[TCP_7000].factory.route.rule.origin.backends
+    assert [b.healthy for b in backends] == [False, True]
