@@ -8,11 +8,11 @@ of its own so it can be tested alone; the CLI renders and asks, the engine
 never prints (``approve`` is how apply asks the CLI for a yes).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from l4plan.diff import diff, drift, refreshed_state
-from l4plan.plan import Plan, PlanError, PreventDestroyError
+from l4plan.plan import Action, Plan, PlanError, PreventDestroyError
 from l4plan.planfile import PlanFileError, check_fresh, config_digest
 from l4plan.provider_registry import get_provider
 from l4plan.providers.base import Provider, ProviderError
@@ -202,7 +202,32 @@ def make_plan(workspace, state, options):
         raise located(error, workspace.config) from None
     if not options.force:
         plan.raise_if_unsafe()
+    if options.refresh:
+        plan = with_open_connections(plan, workspace.provider.open_connections())
     return Proposal(plan, desired, options.refresh_only)
+
+
+def with_open_connections(plan, counts):
+    """``plan`` with the live impact: connections open on each changed or removed rule.
+
+    ``counts`` is the provider's ``{"APP/PROTOCOL/EDGE_PORT": n}``; a rule
+    it does not name has none open.
+    """
+
+    def counted(change):
+        name = change.address.partition(".")[2]
+        rules = tuple(
+            rule
+            if rule.action is Action.CREATE
+            else replace(rule, open_connections=counts.get(f"{name}/{rule.key}", 0))
+            for rule in change.rule_changes
+        )
+        return replace(change, rule_changes=rules)
+
+    if not counts:
+        return plan
+    changes = tuple(counted(c) if c.kind == "application" else c for c in plan.changes)
+    return replace(plan, changes=changes)
 
 
 def located(error, config):

@@ -47,6 +47,8 @@ class RuleChange:
 
     ``mapping`` is the resulting port mapping of an added or changed rule
     (None for a removed one), computed here so renderers need only the plan.
+    ``open_connections`` is how many connections or sessions a changed or
+    removed rule has open on the runtime now (None when not asked).
     """
 
     key: str
@@ -55,9 +57,10 @@ class RuleChange:
     after: dict | None
     changed_attributes: tuple[str, ...] = ()
     mapping: str | None = None
+    open_connections: int | None = None
 
     def to_dict(self):
-        return {
+        data = {
             "key": self.key,
             "action": self.action.word,
             "before": self.before,
@@ -65,6 +68,9 @@ class RuleChange:
             "changed_attributes": list(self.changed_attributes),
             "mapping": self.mapping,
         }
+        if self.open_connections is not None:
+            data["open_connections"] = self.open_connections
+        return data
 
     @classmethod
     def from_dict(cls, data):
@@ -75,6 +81,7 @@ class RuleChange:
             after=data["after"],
             changed_attributes=tuple(data["changed_attributes"]),
             mapping=data["mapping"],
+            open_connections=data.get("open_connections"),
         )
 
 

@@ -54,6 +54,13 @@ class Provider(ABC):
         """The objects as the target runs them, ``{address: attributes}`` by address."""
         return dict(sorted(self._read().items()))
 
+    def open_connections(self):
+        """Live impact: ``{"APP/PROTOCOL/EDGE_PORT": open connections or sessions}``.
+
+        Optional; a provider that cannot tell returns ``{}`` (the default).
+        """
+        return {}
+
     def apply(self, plan, desired):
         """Make the target match ``desired``; returns identity data by address."""
         self._check_supports(desired)

@@ -63,6 +63,14 @@ class RuntimeProvider(Provider):
         identity = {"admin": self.admin, "generation": answer.body.get("generation")}
         return {address: identity for address in desired if address.partition(".")[0] in self.READS}
 
+    def open_connections(self):
+        """Open connections and sessions per rule, from ``GET /v1/status``."""
+        with _talking():
+            answer = self.client().request("GET", "/v1/status")
+        if answer.status != 200:
+            raise ProviderError(f"the runtime on {self.admin} answered GET /v1/status with {answer.status}: {_reasons(answer)}")
+        return {key: counters["active"] for key, counters in answer.body["rules"].items()}
+
     # --- the runtime ---------------------------------------------------------
 
     def current(self):

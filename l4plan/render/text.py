@@ -187,7 +187,20 @@ def _rule_lines(rule):
         lines.append(("", f"# ({_count(hidden, 'unchanged attribute')} hidden)"))
     if rule["mapping"]:
         lines.append(("", f"# port mapping: {rule['mapping']}"))
+    if rule.get("open_connections"):
+        lines.append(("", f"# {_open_note(rule)}"))
     return lines
+
+
+def _open_note(rule):
+    """Live impact: what happens to the connections open on a changed or removed rule."""
+    fate = (
+        "they drain, then close"
+        if rule["action"] == "delete"
+        else "they keep the old rule until they end"
+    )
+    noun = "session" if rule["before"]["protocol"] == "udp" else "connection"
+    return f"live: {_count(rule['open_connections'], noun)} open now, {fate}"
 
 
 def _rules(change):

@@ -3,8 +3,11 @@ status and stop, all through the real CLI."""
 
 import copy
 import json
+import socket
+from importlib import resources
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from l4plan.admin_client import AdminClient
 from tests.live.conftest import application, runtime_pid
@@ -122,3 +125,42 @@ def test_status_shows_listeners_and_counters(project, tagged_origin):
     as_json = json.loads(project.l4plan("runtime", "status", "--json").stdout)
     assert as_json["rules"][f"app/tcp/{edge}"]["opened"] == 1
     assert runtime_pid(project.path) is not None
+
+
+def test_plan_shows_connections_open_on_changed_and_removed_rules(project, tagged_origin):
+    """Plan text and JSON say how many connections are open on each changed or
+    removed rule; a rule without any shows none in the text."""
+    kept, removed, quiet, origin, other = free_ports(5)
+    tagged_origin(origin, other)
+    applied(
+        project,
+        application("app", ("tcp", kept, origin, "off"), ("tcp", removed, origin, "off")),
+        application("calm", ("tcp", quiet, origin, "off")),
+    )
+    open_ = [socket.create_connection(("127.0.0.1", port), timeout=10) for port in (kept, kept, removed)]
+    try:
+        for sock in open_:
+            sock.sendall(b"hold\n")
+            assert sock.recv(100).endswith(b" hold\n")
+        project.write(
+            application("app", ("tcp", kept, other, "off")),
+            application("calm", ("tcp", quiet, other, "off")),
+        )
+        text = project.l4plan("plan").stdout
+        as_json = json.loads(project.l4plan("plan", "--json").stdout)
+    finally:
+        for sock in open_:
+            sock.close()
+
+    assert "# live: 2 connections open now, they keep the old rule until they end" in text
+    assert "# live: 1 connection open now, they drain, then close" in text
+    assert text.count("# live:") == 2
+    app = next(c for c in as_json["changes"] if c["address"] == "application.app")
+    assert {r["key"]: r["open_connections"] for r in app["rule_changes"]} == {
+        f"tcp/{kept}": 2,
+        f"tcp/{removed}": 1,
+    }
+    calm = next(c for c in as_json["changes"] if c["address"] == "application.calm")
+    assert calm["rule_changes"][0]["open_connections"] == 0
+    schema = json.loads(resources.files("l4plan.schemas").joinpath("plan.schema.json").read_text())
+    Draft202012Validator(schema).validate(as_json)
