@@ -15,17 +15,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import machine, prerequisites, report, suite
+from benchmarks import apply_load, machine, prerequisites, report, suite
 from benchmarks.origins import Origins
 from benchmarks.processes import pin_self_to_load_core, raise_nofile
 from benchmarks.proxies import PROXIES, routes
 
 RESULTS = Path(__file__).resolve().parent / "results"
+APPLY_TEST = "apply_under_load"  # l4plan only, once: 20 applies are its repetitions
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    names = [t.name for t in suite.TESTS]
+    names = [t.name for t in suite.TESTS] + [APPLY_TEST]
     parser.add_argument("--tests", default=",".join(names), help=f"of: {','.join(names)}")
     parser.add_argument("--proxies", default=",".join(PROXIES), help="default: %(default)s")
     parser.add_argument("--repetitions", type=int, default=suite.Settings.repetitions)
@@ -34,7 +35,9 @@ def parse_args(argv):
         "--idle-connections", type=int, default=suite.Settings.idle_connections
     )
     parser.add_argument(
-        "--quick", action="store_true", help="2 s per run, one repetition, 2,000 idle"
+        "--quick",
+        action="store_true",
+        help="2 s per run, one repetition, 2,000 idle connections, 3 applies to 1,000 listeners",
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -51,7 +54,9 @@ def _pick(name, known, what):
 
 def settings_from(args):
     if args.quick:
-        return suite.Settings(seconds=2, repetitions=1, idle_connections=2000)
+        return suite.Settings(
+            seconds=2, repetitions=1, idle_connections=2000, apply_listeners=1000, applies=3
+        )
     return suite.Settings(
         seconds=args.seconds,
         repetitions=args.repetitions,
@@ -88,11 +93,25 @@ def benchmark(args, settings, workdir):
         for proxy in proxies:
             proxy.start(route_list, workdir)
         tests = [t for t in suite.TESTS if t.name in args.tests]
-        return run_all(tests, proxies, route_list, settings)
+        runs = run_all(tests, proxies, route_list, settings)
+        if APPLY_TEST in args.tests:
+            runs[APPLY_TEST] = {"l4plan": [_apply_under_load(workdir, origins.ports, settings)]}
+        return runs
     finally:
         for proxy in proxies:
             proxy.stop()
         origins.stop()
+
+
+def _apply_under_load(workdir, origin_ports, settings):
+    try:
+        return apply_load.measure(
+            workdir, origin_ports, settings.apply_listeners, settings.applies
+        )
+    except Exception as exc:  # the table of the other tests is still worth printing
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        print(f"{APPLY_TEST} done", file=sys.stderr)
 
 
 def main(argv=None):

@@ -34,6 +34,10 @@ http {{
         listen 127.0.0.1:{proxy_v2} backlog=4096 proxy_protocol;
         location / {{ return 200 "ok\\n"; }}
     }}
+    server {{
+        listen 127.0.0.1:{alt} backlog=4096;
+        location / {{ return 200 "alt\\n"; }}
+    }}
 }}
 """
 
@@ -44,6 +48,7 @@ class OriginPorts:
     http: int  # nginx, a 3-byte response
     http_proxy_v2: int  # the same nginx, requiring a PROXY header
     udp_echo: int  # every datagram sent back
+    http_alt: int  # the same nginx answering "alt": where a changed rule points
 
 
 class Origins:
@@ -55,7 +60,7 @@ class Origins:
         self.ports = None
 
     def start(self):
-        ports = OriginPorts(free_port(), free_port(), free_port(), free_port())
+        ports = OriginPorts(*(free_port() for _ in range(5)))
         self._start(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(ports.iperf)], "iperf3")
         self._start_nginx(ports)
         echo = [sys.executable, str(HERE / "udp_echo.py"), str(ports.udp_echo)]
@@ -74,7 +79,9 @@ class Origins:
         conf_dir.mkdir()
         conf = conf_dir / "nginx.conf"
         conf.write_text(
-            NGINX_HTTP.format(dir=conf_dir, plain=ports.http, proxy_v2=ports.http_proxy_v2)
+            NGINX_HTTP.format(
+                dir=conf_dir, plain=ports.http, proxy_v2=ports.http_proxy_v2, alt=ports.http_alt
+            )
         )
         argv = ["nginx", "-p", str(conf_dir), "-c", str(conf), "-e", str(conf_dir / "error.log")]
         self._start(argv, "nginx")

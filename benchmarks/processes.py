@@ -134,3 +134,13 @@ def wait_for_child(process, timeout=10.0):
             raise RuntimeError(f"{process.argv[0]} started no worker")
         time.sleep(0.05)
     return children(process.pid)[0]
+
+
+def wait_for_line(path, line, process, timeout=30.0):
+    """Block until C{process} has written C{line} to its log C{path}."""
+    deadline = time.monotonic() + timeout
+    while line not in path.read_text().splitlines():
+        process.check_running()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} has no {line!r} line after {timeout} s")
+        time.sleep(0.05)

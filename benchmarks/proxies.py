@@ -8,11 +8,17 @@ it skip that proxy.
 
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.processes import PROXY_CORE, Process, free_port, wait_for_child, wait_for_port
+from benchmarks.processes import (
+    PROXY_CORE,
+    Process,
+    free_port,
+    wait_for_child,
+    wait_for_line,
+    wait_for_port,
+)
 
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
@@ -198,7 +204,7 @@ class L4planRuntime(Proxy):
         argv = [sys.executable, "-m", "l4plan", "runtime", "serve", "--data-dir", str(data_dir)]
         argv += ["--bind", "127.0.0.1", "--max-connections", "20000", "--drain-timeout", "0"]
         process = self._run(argv, workdir)
-        _wait_for_line(workdir / "proxy.log", "ready", process)
+        wait_for_line(workdir / "proxy.log", "ready", process)
         return {route.name: process.pid for route in routes}
 
     def document(self, routes):
@@ -249,15 +255,6 @@ class Portforward(Proxy):
         argv += ["-p", f"tcp:{edge}:interface=127.0.0.1", "-h", "127.0.0.1"]
         argv += ["-d", str(route.origin)]
         return self._run(argv, workdir, route.name).pid
-
-
-def _wait_for_line(path, line, process, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while line not in path.read_text().splitlines():
-        process.check_running()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{path} has no {line!r} line after {timeout} s")
-        time.sleep(0.05)
 
 
 PROXIES = {p.name: p for p in (Direct, HAProxy, Nginx, L4planRuntime, Portforward)}

@@ -49,7 +49,8 @@ def rows(result, runs, proxies):
     for test, by_proxy in result.items():
         names = list(dict.fromkeys(n for f in by_proxy.values() for n in f))
         for name in names:
-            for proxy in (p for p in proxies if name in by_proxy.get(p, {})):
+            order = list(proxies) + [p for p in by_proxy if p not in proxies]
+            for proxy in (p for p in order if name in by_proxy.get(p, {})):
                 value = by_proxy[proxy][name]
                 refs = [by_proxy.get(r, {}).get(name) for r in REFERENCES]
                 yield [test, name, proxy, _runs(runs[test][proxy]), value] + [

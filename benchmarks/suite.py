@@ -25,6 +25,8 @@ class Settings:
     udp_size: int = 1200
     udp_count: int = 10_000_000
     settle: float = 0.5  # pause between runs, for sockets to close
+    apply_listeners: int = 10_000
+    applies: int = 20
 
 
 @dataclass(frozen=True)
