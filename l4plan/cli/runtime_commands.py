@@ -107,9 +107,9 @@ def runtime():
 @click.option(
     "--admin",
     metavar="EP",
-    help="Serve the admin API on unix:PATH (mode 0600) or tcp:HOST:PORT "
-    "(needs --token-file). Without it the runtime serves applied.json and "
-    "cannot be reconfigured.",
+    help="Serve the admin API on unix:PATH (mode 0600, no token) or tcp:HOST:PORT "
+    "(every request, /healthz too, needs the --token-file token). Without it "
+    "the runtime serves applied.json and cannot be reconfigured.",
 )
 @click.option(
     "--token-file",

@@ -164,3 +164,26 @@ def test_plan_shows_connections_open_on_changed_and_removed_rules(project, tagge
     assert calm["rule_changes"][0]["open_connections"] == 0
     schema = json.loads(resources.files("l4plan.schemas").joinpath("plan.schema.json").read_text())
     Draft202012Validator(schema).validate(as_json)
+
+
+def test_saved_plan_refused_after_a_change_behind_its_back(project, tagged_origin):
+    """A saved plan is not applied over a runtime changed since it was made: the
+    error says to plan again, and runtime and state stay as they are."""
+    edge, origin, other = free_ports(3)
+    tagged_origin(origin, other)
+    applied(project, application("app", ("tcp", edge, origin, "off")))
+    project.write(application("app", ("tcp", edge, other, "off")))
+    assert project.l4plan("plan", "--out", "change.plan").returncode == 0
+
+    current = config()
+    document = copy.deepcopy(current["config"])
+    document["applications"]["app"]["keepalive_protection"] = True
+    headers = {"If-Match": str(current["generation"])}
+    assert AdminClient(ADMIN).request("PUT", "/v1/config", document, headers).status == 200
+    state, running = project.state_bytes(), config()
+
+    result = project.l4plan("apply", "change.plan")
+    assert result.returncode == 1
+    assert "application.app on the runtime differs from what the plan was made against" in result.stderr
+    assert "run plan again" in result.stderr
+    assert (project.state_bytes(), config()) == (state, running)
