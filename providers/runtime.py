@@ -58,8 +58,14 @@ class RuntimeProvider(Provider):
                 f"(generation {generation} is gone); run plan again"
             )
         if answer.status != 200:
-            hint = "; free the port or change the rule, then apply again" if answer.body.get("failed") else ""
-            raise ProviderError(f"the runtime on {self.admin} refused the change: {_reasons(answer)}{hint}")
+            hint = (
+                "; free the port or change the rule, then apply again"
+                if answer.body.get("failed")
+                else ""
+            )
+            raise ProviderError(
+                f"the runtime on {self.admin} refused the change: {_reasons(answer)}{hint}"
+            )
         identity = {"admin": self.admin, "generation": answer.body.get("generation")}
         return {address: identity for address in desired if address.partition(".")[0] in self.READS}
 
@@ -68,7 +74,9 @@ class RuntimeProvider(Provider):
         with _talking():
             answer = self.client().request("GET", "/v1/status")
         if answer.status != 200:
-            raise ProviderError(f"the runtime on {self.admin} answered GET /v1/status with {answer.status}: {_reasons(answer)}")
+            raise ProviderError(
+                f"the runtime on {self.admin} answered GET /v1/status with {answer.status}: {_reasons(answer)}"
+            )
         return {key: counters["active"] for key, counters in answer.body["rules"].items()}
 
     # --- the runtime ---------------------------------------------------------
@@ -77,7 +85,9 @@ class RuntimeProvider(Provider):
         """``(generation, document)`` the runtime serves now."""
         answer = self.client().request("GET", "/v1/config")
         if answer.status != 200:
-            raise ProviderError(f"the runtime on {self.admin} answered GET /v1/config with {answer.status}: {_reasons(answer)}")
+            raise ProviderError(
+                f"the runtime on {self.admin} answered GET /v1/config with {answer.status}: {_reasons(answer)}"
+            )
         return answer.body["generation"], answer.body["config"]
 
     def _check_unchanged_since(self, plan, running):
@@ -146,7 +156,9 @@ class RuntimeProvider(Provider):
                 )
                 return
             time.sleep(0.1)
-        raise ProviderError(f"the local runtime did not start on {self.admin}; see {log}:\n{_tail(log)}")
+        raise ProviderError(
+            f"the local runtime did not start on {self.admin}; see {log}:\n{_tail(log)}"
+        )
 
 
 def start_local_runtime(workdir, endpoint, token_path):

@@ -141,7 +141,9 @@ class _Config(Resource):
 
     def render_GET(self, request):
         request.setHeader(b"etag", str(self._live.generation).encode())
-        return _answer(request, 200, {"generation": self._live.generation, "config": self._live.document})
+        return _answer(
+            request, 200, {"generation": self._live.generation, "config": self._live.document}
+        )
 
     def render_PUT(self, request):
         if request.too_large:
@@ -168,7 +170,9 @@ class _Config(Resource):
             return _answer(request, 422, {"error": "invalid document", "reasons": error.reasons})
         except ReconcileError as error:
             return _answer(request, 500, {"error": str(error), "failed": error.failed})
-        return _answer(request, 200, {"generation": self._live.generation, "changes": changes.to_dict()})
+        return _answer(
+            request, 200, {"generation": self._live.generation, "changes": changes.to_dict()}
+        )
 
 
 def _if_match(request):

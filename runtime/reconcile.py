@@ -45,7 +45,11 @@ class Changes:
     updated: tuple
 
     def to_dict(self):
-        return {"added": list(self.added), "removed": list(self.removed), "updated": list(self.updated)}
+        return {
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "updated": list(self.updated),
+        }
 
 
 def signatures(document, bind, bind6):
@@ -65,9 +69,11 @@ def signatures(document, bind, bind6):
                 "flags": flags,
                 "rule": {k: v for k, v in rule.items() if k != "ports"},
                 "acl": document["ip_access_rules"] if app["waf_ip_access_control"] else None,
-                "balancer": document["load_balancers"].get(rule["origin"])
-                if rule["origin_type"] == "load_balancer"
-                else None,
+                "balancer": (
+                    document["load_balancers"].get(rule["origin"])
+                    if rule["origin_type"] == "load_balancer"
+                    else None
+                ),
             }
             for mapping in rule["ports"]:
                 text = json.dumps([context, mapping["origin"]], sort_keys=True)

@@ -228,7 +228,9 @@ def status_lines(admin, status):
     lines = [f"runtime on {admin}, generation {status['generation']}", "", "listeners:"]
     rows = [(l, "") for l in status["listeners"]] + [(l, " (draining)") for l in status["draining"]]
     width = max((len(l["name"]) for l, _ in rows), default=0)
-    lines += [f"  {l['name'].ljust(width)}  {l['rule']}  {l['active']} open{note}" for l, note in rows]
+    lines += [
+        f"  {l['name'].ljust(width)}  {l['rule']}  {l['active']} open{note}" for l, note in rows
+    ]
     lines += ["  (none)"] * (not rows) + ["", "rules:"]
     for key, c in status["rules"].items():
         lines.append(
@@ -247,7 +249,9 @@ def _runtime_pid(pid_file):
         arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
-    is_runtime = any(b"l4plan" in a for a in arguments) and b"runtime" in arguments and b"serve" in arguments
+    is_runtime = (
+        any(b"l4plan" in a for a in arguments) and b"runtime" in arguments and b"serve" in arguments
+    )
     return pid if is_runtime and _alive(pid) else None
 
 

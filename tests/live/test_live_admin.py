@@ -24,7 +24,16 @@ def serve(tmp_path, monkeypatch):
     def start(*admin_options):
         with open(tmp_path / "runtime.stderr", "wb") as stderr:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "l4plan", "runtime", "serve", "--data-dir", "data", *admin_options],
+                [
+                    sys.executable,
+                    "-m",
+                    "l4plan",
+                    "runtime",
+                    "serve",
+                    "--data-dir",
+                    "data",
+                    *admin_options,
+                ],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 bufsize=0,

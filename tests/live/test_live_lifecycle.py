@@ -84,7 +84,9 @@ def test_change_by_hand_is_drift_and_import_adopts(project, tagged_origin):
     document["applications"]["app"]["rules"][0]["origin_port"] = str(other_origin)
     adopted = copy.deepcopy(document["applications"]["app"])
     adopted["domain"] = "other.example.com"
-    adopted["rules"][0].update(edge_port=str(other_edge), ports=[{"edge": other_edge, "origin": [other_origin]}])
+    adopted["rules"][0].update(
+        edge_port=str(other_edge), ports=[{"edge": other_edge, "origin": [other_origin]}]
+    )
     document["applications"]["other"] = adopted
     put = AdminClient(ADMIN).request(
         "PUT", "/v1/config", document, {"If-Match": str(current["generation"])}
@@ -137,7 +139,9 @@ def test_plan_shows_connections_open_on_changed_and_removed_rules(project, tagge
         application("app", ("tcp", kept, origin, "off"), ("tcp", removed, origin, "off")),
         application("calm", ("tcp", quiet, origin, "off")),
     )
-    open_ = [socket.create_connection(("127.0.0.1", port), timeout=10) for port in (kept, kept, removed)]
+    open_ = [
+        socket.create_connection(("127.0.0.1", port), timeout=10) for port in (kept, kept, removed)
+    ]
     try:
         for sock in open_:
             sock.sendall(b"hold\n")
@@ -184,6 +188,9 @@ def test_saved_plan_refused_after_a_change_behind_its_back(project, tagged_origi
 
     result = project.l4plan("apply", "change.plan")
     assert result.returncode == 1
-    assert "application.app on the runtime differs from what the plan was made against" in result.stderr
+    assert (
+        "application.app on the runtime differs from what the plan was made against"
+        in result.stderr
+    )
     assert "run plan again" in result.stderr
     assert (project.state_bytes(), config()) == (state, running)

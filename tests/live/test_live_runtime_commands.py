@@ -17,7 +17,9 @@ def test_stop_without_pid_file(cli, here):
     """No pid file: nothing is signalled, and the message says why."""
     result = cli("runtime", "stop")
     assert result.exit_code == 1
-    assert "no .l4plan/runtime.pid here: l4plan started no runtime in this directory" in result.output
+    assert (
+        "no .l4plan/runtime.pid here: l4plan started no runtime in this directory" in result.output
+    )
 
 
 def test_stop_never_signals_another_program(cli, here):

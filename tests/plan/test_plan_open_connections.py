@@ -36,19 +36,26 @@ def test_counts_go_to_changed_and_removed_rules_only():
     after = app(("tcp", "7000", "17500"), ("tcp", "7003", "17003"), ("tcp", "7002", "17502"))
     plan = diff({"application.app": after}, {"application.app": before})
 
-    counted = with_open_connections(plan, {"app/tcp/7000": 3, "app/udp/7001": 1, "other/tcp/7000": 9})
+    counted = with_open_connections(
+        plan, {"app/tcp/7000": 3, "app/udp/7001": 1, "other/tcp/7000": 9}
+    )
 
     rules = {r.key: r.open_connections for r in counted.changes[0].rule_changes}
     assert rules == {"tcp/7000": 3, "tcp/7002": 0, "tcp/7003": None, "udp/7001": 1}
     text = io.StringIO()
     TextRenderer(color=False).render(counted, text)
-    assert "# live: 3 connections open now, they keep the old rule until they end" in text.getvalue()
+    assert (
+        "# live: 3 connections open now, they keep the old rule until they end" in text.getvalue()
+    )
     assert "# live: 1 session open now, they drain, then close" in text.getvalue()
     assert text.getvalue().count("# live:") == 2
 
 
 def test_no_counts_leave_the_plan_as_it_was():
     """A provider that reports nothing changes nothing in the plan."""
-    plan = diff({"application.app": app(("tcp", "7000", "1"))}, {"application.app": app(("tcp", "7000", "2"))})
+    plan = diff(
+        {"application.app": app(("tcp", "7000", "1"))},
+        {"application.app": app(("tcp", "7000", "2"))},
+    )
     assert with_open_connections(plan, {}) is plan
     assert "open_connections" not in plan.to_dict()["changes"][0]["rule_changes"][0]

@@ -46,7 +46,9 @@ def put(site, document, generation, **options):
     return call(site, b"PUT", b"/v1/config", body, headers, **options)
 
 
-@pytest.mark.parametrize("authorization", [None, b"Bearer wrong", b"Basic the-token", b"Bearer the-token2"])
+@pytest.mark.parametrize(
+    "authorization", [None, b"Bearer wrong", b"Basic the-token", b"Bearer the-token2"]
+)
 def test_token_required_over_tcp(live, authorization):
     """Without the right bearer token every path answers 401 and a PUT changes nothing."""
     site = admin.make_site(live, TOKEN)
@@ -54,7 +56,10 @@ def test_token_required_over_tcp(live, authorization):
     assert call(site, b"GET", b"/healthz", headers=headers)[0] == 401
     body = json.dumps(DOCUMENT).encode()
     status, answer = call(site, b"PUT", b"/v1/config", body, [*headers, (b"if-match", b"0")])
-    assert (status, answer["error"]) == (401, "a valid bearer token is required (Authorization: Bearer TOKEN)")
+    assert (status, answer["error"]) == (
+        401,
+        "a valid bearer token is required (Authorization: Bearer TOKEN)",
+    )
     assert live.generation == 0 and live.runtime.listeners() == {}
 
 
@@ -72,11 +77,17 @@ def test_put_answers(live):
     site = admin.make_site(live)
     assert put(site, DOCUMENT, None) == (
         409,
-        {"error": "If-Match must be the current generation; read GET /v1/config again", "generation": 0},
+        {
+            "error": "If-Match must be the current generation; read GET /v1/config again",
+            "generation": 0,
+        },
     )
     assert put(site, DOCUMENT, 3)[0] == 409
     assert put(site, b"{nope", 0)[0] == 400
-    assert put(site, DOCUMENT, 0, too_large=True) == (413, {"error": "the body is over 8388608 bytes"})
+    assert put(site, DOCUMENT, 0, too_large=True) == (
+        413,
+        {"error": "the body is over 8388608 bytes"},
+    )
     status, answer = put(site, {**DOCUMENT, "format_version": 2}, 0)
     assert (status, answer["reasons"]) == (422, ["format_version: 1 was expected"])
     taken = make_document([make_rule("7009", [(7009, [17009])])])
@@ -89,7 +100,10 @@ def test_put_answers(live):
     )
     assert put(site, DOCUMENT, 0) == (
         200,
-        {"generation": 1, "changes": {"added": ["tcp 127.0.0.1:7000"], "removed": [], "updated": []}},
+        {
+            "generation": 1,
+            "changes": {"added": ["tcp 127.0.0.1:7000"], "removed": [], "updated": []},
+        },
     )
     assert call(site, b"GET", b"/v1/config") == (200, {"generation": 1, "config": DOCUMENT})
 
@@ -100,12 +114,22 @@ def test_status_and_metrics(live):
     put(site, DOCUMENT, 0)
     status, answer = call(site, b"GET", b"/v1/status")
     assert answer["listeners"] == [
-        {"name": "tcp 127.0.0.1:7000", "protocol": "tcp", "address": "127.0.0.1", "port": 7000, "rule": "app/tcp/7000", "active": 0}
+        {
+            "name": "tcp 127.0.0.1:7000",
+            "protocol": "tcp",
+            "address": "127.0.0.1",
+            "port": 7000,
+            "rule": "app/tcp/7000",
+            "active": 0,
+        }
     ]
     assert answer["rules"]["app/tcp/7000"]["opened"] == 0
     text = call(site, b"GET", b"/metrics")[1].decode()
     assert "# TYPE l4plan_rule_opened_total counter\n" in text
-    assert 'l4plan_rule_active{rule="app/tcp/7000",application="app",protocol="tcp",edge_port="7000"} 0\n' in text
+    assert (
+        'l4plan_rule_active{rule="app/tcp/7000",application="app",protocol="tcp",edge_port="7000"} 0\n'
+        in text
+    )
     assert "l4plan_config_generation 1\n" in text
 
 

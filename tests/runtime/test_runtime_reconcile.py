@@ -108,7 +108,11 @@ def test_added_removed_and_updated_listeners(live):
 def test_unchanged_rule_is_not_reported_updated(live):
     """The same document again changes no listener."""
     live.apply(doc(tcp(7000, 17000)))
-    assert live.apply(doc(tcp(7000, 17000))).to_dict() == {"added": [], "removed": [], "updated": []}
+    assert live.apply(doc(tcp(7000, 17000))).to_dict() == {
+        "added": [],
+        "removed": [],
+        "updated": [],
+    }
 
 
 def test_bind_failure_changes_nothing(live, tmp_path):
@@ -122,7 +126,10 @@ def test_bind_failure_changes_nothing(live, tmp_path):
 
     assert raised.value.failed == ["tcp 127.0.0.1:7009: [Errno 98] Address already in use"]
     assert list(live.runtime.listeners()) == [TCP_7000]
-    assert [(p.port, p.listening) for p in live.runtime.reactor.tcp_ports] == [(7000, True), (7008, False)]
+    assert [(p.port, p.listening) for p in live.runtime.reactor.tcp_ports] == [
+        (7000, True),
+        (7008, False),
+    ]
     assert (tmp_path / "applied.json").read_bytes() == saved
     assert live.generation == 1 and load_generation(tmp_path) == 1
 
@@ -190,8 +197,16 @@ def test_origin_health_survives_a_reconcile(live):
     pool = {
         "pool": {
             "algorithm": "round_robin",
-            "origins": [{"address": "192.0.2.1", "weight": 1}, {"address": "192.0.2.2", "weight": 1}],
-            "health_check": {"interval": 5, "timeout": 1, "unhealthy_threshold": 1, "healthy_threshold": 1},
+            "origins": [
+                {"address": "192.0.2.1", "weight": 1},
+                {"address": "192.0.2.2", "weight": 1},
+            ],
+            "health_check": {
+                "interval": 5,
+                "timeout": 1,
+                "unhealthy_threshold": 1,
+                "healthy_threshold": 1,
+            },
         }
     }
     live.apply(doc(lb_rule(7000, 17000), load_balancers=pool))
