@@ -103,10 +103,14 @@ def _write_atomically(path, text):
 
 
 def save(data_dir, document, generation):
-    """Persist the applied document, then its generation, in C{data_dir}."""
+    """Persist the generation, then the applied document, in C{data_dir}.
+
+    In this order a failure between the two leaves the old document with a
+    generation that skipped one, which is harmless: clients read it first.
+    """
     directory = Path(data_dir)
-    _write_atomically(directory / runtime_document.APPLIED_FILE, json.dumps(document, indent=1))
     _write_atomically(directory / GENERATION_FILE, json.dumps({"generation": generation}))
+    _write_atomically(directory / runtime_document.APPLIED_FILE, json.dumps(document, indent=1))
 
 
 def load_generation(data_dir):
@@ -149,9 +153,12 @@ class LiveConfig:
         """
         runtime_document.validate(document, "document")
         runtime, settings = self.runtime, self.runtime.settings
-        compiled = compile_document(
-            document, settings.bind, settings.bind6, runtime.hosts, runtime.metrics
-        )
+        try:
+            compiled = compile_document(
+                document, settings.bind, settings.bind6, runtime.hosts, runtime.metrics
+            )
+        except ValueError as error:  # what the schema cannot check, e.g. a CIDR
+            raise runtime_document.DocumentError("document", [str(error)]) from error
         current = runtime.listeners()
         added = [key for key in compiled.routes if key not in current]
         new = self._bind(sorted(added, key=str), compiled.routes)

@@ -141,6 +141,14 @@ def test_invalid_document_changes_nothing(live):
     assert live.runtime.listeners() == {} and live.generation == 0
 
 
+def test_unparsable_source_is_an_invalid_document(live):
+    """A source that is no address or network is refused like any invalid document."""
+    acl = [{"name": "bad", "action": "deny", "sources": ["not-a-network"], "priority": 1}]
+    with pytest.raises(runtime_document.DocumentError, match="not-a-network"):
+        live.apply(doc(tcp(7000, 17000), acl=acl, waf=True))
+    assert live.runtime.listeners() == {} and live.generation == 0
+
+
 def test_open_connection_keeps_its_rule_new_one_takes_the_new(live):
     """After a change, a connection accepted before keeps its origin port; a new one uses the new rule."""
     live.apply(doc(tcp(7000, 17000)))
