@@ -7,7 +7,7 @@
                      400 malformed JSON, 409 If-Match missing or not the current
                      generation, 413 body over MAX_BODY, 422 invalid document,
                      500 a listener could not be bound (or the document saved):
-                     rolled back, {"error", "failed": [...]}
+                     rolled back, {"error", "failed": [...]}; 503 while stopping
   GET  /v1/status    listeners, open connections/sessions, counters per rule
   GET  /metrics      Prometheus text format
 
@@ -146,6 +146,8 @@ class _Config(Resource):
         )
 
     def render_PUT(self, request):
+        if not self._live.runtime.running:
+            return _answer(request, 503, {"error": "the runtime is stopping"})
         if request.too_large:
             return _answer(request, 413, {"error": f"the body is over {MAX_BODY} bytes"})
         try:

@@ -162,3 +162,11 @@ def test_parse_endpoint(text, endpoint):
 def test_parse_endpoint_refuses(text):
     with pytest.raises(ValueError, match="is not unix:PATH or tcp:HOST:PORT"):
         admin.parse_endpoint(text)
+
+
+def test_no_change_while_stopping(live):
+    """Once the runtime is stopping (draining), a PUT is refused with 503."""
+    site = admin.make_site(live)
+    live.runtime.stopService()
+    assert put(site, DOCUMENT, 0) == (503, {"error": "the runtime is stopping"})
+    assert live.generation == 0
