@@ -31,15 +31,22 @@ def parse_args(argv):
     parser.add_argument("--proxies", default=",".join(PROXIES), help="default: %(default)s")
     parser.add_argument("--repetitions", type=int, default=suite.Settings.repetitions)
     parser.add_argument("--seconds", type=int, default=suite.Settings.seconds)
-    parser.add_argument(
-        "--idle-connections", type=int, default=suite.Settings.idle_connections
-    )
+    parser.add_argument("--idle-connections", type=int, default=suite.Settings.idle_connections)
+    parser.add_argument("--apply-listeners", type=int, default=suite.Settings.apply_listeners)
+    parser.add_argument("--applies", type=int, default=suite.Settings.applies)
     parser.add_argument(
         "--quick",
         action="store_true",
         help="2 s per run, one repetition, 2,000 idle connections, 3 applies to 1,000 listeners",
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run the l4plan runtime under cProfile, writing DIR/l4plan-*.prof "
+        "(its figures are then not comparable)",
+    )
     args = parser.parse_args(argv)
     args.tests = [_pick(n, names, "test") for n in args.tests.split(",")]
     args.proxies = [_pick(n, list(PROXIES), "proxy") for n in args.proxies.split(",")]
@@ -61,6 +68,8 @@ def settings_from(args):
         seconds=args.seconds,
         repetitions=args.repetitions,
         idle_connections=args.idle_connections,
+        apply_listeners=args.apply_listeners,
+        applies=args.applies,
     )
 
 
@@ -88,6 +97,9 @@ def run_all(tests, proxies, route_list, settings):
 def benchmark(args, settings, workdir):
     origins = Origins(workdir)
     proxies = [PROXIES[name]() for name in args.proxies]
+    for proxy in proxies:
+        if args.profile and proxy.name == "l4plan":
+            proxy.profile = args.profile.resolve() / "l4plan-proxy.prof"
     try:
         route_list = routes(origins.start())
         for proxy in proxies:
@@ -95,7 +107,9 @@ def benchmark(args, settings, workdir):
         tests = [t for t in suite.TESTS if t.name in args.tests]
         runs = run_all(tests, proxies, route_list, settings)
         if APPLY_TEST in args.tests:
-            runs[APPLY_TEST] = {"l4plan": [_apply_under_load(workdir, origins.ports, settings)]}
+            profile = args.profile and args.profile.resolve() / "l4plan-apply.prof"
+            figures = _apply_under_load(workdir, origins.ports, settings, profile)
+            runs[APPLY_TEST] = {"l4plan": [figures]}
         return runs
     finally:
         for proxy in proxies:
@@ -103,10 +117,10 @@ def benchmark(args, settings, workdir):
         origins.stop()
 
 
-def _apply_under_load(workdir, origin_ports, settings):
+def _apply_under_load(workdir, origin_ports, settings, profile):
     try:
         return apply_load.measure(
-            workdir, origin_ports, settings.apply_listeners, settings.applies
+            workdir, origin_ports, settings.apply_listeners, settings.applies, profile
         )
     except Exception as exc:  # the table of the other tests is still worth printing
         return {"error": f"{type(exc).__name__}: {exc}"}

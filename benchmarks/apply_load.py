@@ -22,7 +22,7 @@ from pathlib import Path
 
 from l4plan.admin_client import AdminClient
 
-from benchmarks.processes import PROXY_CORE, Process, free_port, wait_for_line
+from benchmarks.processes import PROXY_CORE, Process, free_port, runtime_serve, wait_for_line
 
 BULK_FROM = 10000  # below the ephemeral range, above the ports the test suites pick
 BULK_RULE = 100  # edge ports per bulk rule
@@ -119,7 +119,7 @@ def check_bulk_ports_free(listeners):
 class ApplyBench:
     """The runtime, the configuration directory and the measurements."""
 
-    def __init__(self, workdir, origins, listeners):
+    def __init__(self, workdir, origins, listeners, profile=None):
         self.dir = Path(workdir) / "apply"
         self.project = self.dir / "project"
         self.project.mkdir(parents=True)
@@ -130,9 +130,10 @@ class ApplyBench:
         self.listeners = listeners
         self.probe, self.steady = free_port(), free_port()
         self.process = None
+        self.profile = profile
 
     def start_runtime(self):
-        argv = [sys.executable, "-m", "l4plan", "runtime", "serve", "--data-dir", str(self.data)]
+        argv = runtime_serve(self.data, self.profile)
         argv += ["--admin", self.admin, "--drain-timeout", "0", "--max-connections", "20000"]
         self.process = Process(argv, PROXY_CORE, self.dir / "runtime.log")
         wait_for_line(self.dir / "runtime.log", "ready", self.process)
@@ -196,10 +197,10 @@ def _wait_for_answer(port, answer, deadline):
     raise RuntimeError(f"port {port} never answered {answer!r}")
 
 
-def measure(workdir, origins, listeners, applies):
-    """The figures of the apply-under-load run."""
+def measure(workdir, origins, listeners, applies, profile=None):
+    """The figures of the apply-under-load run (the runtime under cProfile if C{profile})."""
     check_bulk_ports_free(listeners)
-    bench = ApplyBench(workdir, origins, listeners)
+    bench = ApplyBench(workdir, origins, listeners, profile)
     try:
         bench.start_runtime()
         figures = {"listeners": listeners + 2}

@@ -74,7 +74,9 @@ def parse_wrk(text):
     for percent in ("50", "99"):
         latency = re.search(rf"^\s+{percent}%\s+(\S+)$", text, re.M).group(1)
         figures[f"p{percent}_ms"] = _ms(latency)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     figures["errors"] = sum(map(int, errors.groups())) if errors else 0
     figures["errors"] += int(bad.group(1)) if bad else 0

@@ -10,12 +10,22 @@ import resource
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 PROXY_CORE = 0
 LOAD_CORE = 1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def runtime_serve(data_dir, profile=None):
+    """The argv of `l4plan runtime serve`, under cProfile writing C{profile} if given
+    (cProfile writes it when the runtime exits after SIGTERM)."""
+    python = [sys.executable]
+    if profile is not None:
+        python += ["-m", "cProfile", "-o", str(profile)]
+    return python + ["-m", "l4plan", "runtime", "serve", "--data-dir", str(data_dir)]
 
 
 def raise_nofile():

@@ -15,6 +15,7 @@ from benchmarks.processes import (
     PROXY_CORE,
     Process,
     free_port,
+    runtime_serve,
     wait_for_child,
     wait_for_line,
     wait_for_port,
@@ -196,12 +197,13 @@ class L4planRuntime(Proxy):
     name = "l4plan"
     protocols = ("tcp", "udp")
     proxy_v2 = True
+    profile = None  # a path: run under cProfile and write the profile there
 
     def _launch(self, routes, workdir):
         data_dir = workdir / "data"
         data_dir.mkdir()
         (data_dir / "applied.json").write_text(json.dumps(self.document(routes)))
-        argv = [sys.executable, "-m", "l4plan", "runtime", "serve", "--data-dir", str(data_dir)]
+        argv = runtime_serve(data_dir, self.profile)
         argv += ["--bind", "127.0.0.1", "--max-connections", "20000", "--drain-timeout", "0"]
         process = self._run(argv, workdir)
         wait_for_line(workdir / "proxy.log", "ready", process)

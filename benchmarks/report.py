@@ -64,13 +64,16 @@ def _runs(figures):
 
 
 def number(value):
+    """Three significant digits, never an exponent."""
     if value is None:
         return "-"
     if abs(value) >= 100:
         return f"{value:.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def ratio_text(value):
+    return "-" if value is None else f"{value:.2f}"
 
 
 HEADER = ["test", "figure", "proxy", "runs", "median"] + [f"x{r}" for r in REFERENCES]
@@ -80,7 +83,7 @@ def table(result, runs, proxies):
     """The figures as a Markdown table (readable as plain text too)."""
     lines = [HEADER]
     for row in rows(result, runs, proxies):
-        lines.append(row[:4] + [number(v) for v in row[4:]])
+        lines.append(row[:4] + [number(row[4])] + [ratio_text(r) for r in row[5:]])
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
     text = [_line(line, widths) for line in lines]
     text.insert(1, _line(["-" * w for w in widths], widths))
