@@ -69,7 +69,7 @@ def _ms(value):
 
 
 def parse_wrk(text):
-    """Requests/s, p50/p99 latency (ms) and failed requests from C{wrk --latency}."""
+    """Requests/s, p50/p99 latency (ms), failed and all requests from C{wrk --latency}."""
     figures = {"req_s": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))}
     for percent in ("50", "99"):
         latency = re.search(rf"^\s+{percent}%\s+(\S+)$", text, re.M).group(1)
@@ -80,6 +80,7 @@ def parse_wrk(text):
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     figures["errors"] = sum(map(int, errors.groups())) if errors else 0
     figures["errors"] += int(bad.group(1)) if bad else 0
+    figures["requests"] = int(re.search(r"(\d+) requests in", text).group(1))
     return figures
 
 

@@ -46,12 +46,13 @@ def timed(load):
         start = time.monotonic()
         figures = load(port, settings)
         wall = time.monotonic() - start
-        packets = figures.pop("packets", None)
+        counts = {unit: figures.pop(f"{unit}s", None) for unit in ("packet", "request")}
         if pid:
             cpu = cpu_seconds(pid) - before
             figures["cpu_pct"] = 100.0 * cpu / wall
-            if packets:
-                figures["cpu_us_per_packet"] = 1e6 * cpu / packets
+            for unit, count in counts.items():
+                if count:
+                    figures[f"cpu_us_per_{unit}"] = 1e6 * cpu / count
         return figures
 
     return measure

@@ -34,14 +34,21 @@ WRK_CLEAN = """\
   Latency Distribution
      50%    1.00ms
      99%    2.50ms
+  140580 requests in 2.00s, 20.00MB read
 Requests/sec:  70290.00
 """
 
 
 def test_wrk_rates_latencies_and_failures():
-    """Requests/s, p50/p99 in milliseconds whatever wrk's unit, socket errors plus bad replies."""
+    """Requests/s, p50/p99 in ms whatever wrk's unit, socket errors plus bad replies, requests."""
     figures = loads.parse_wrk(WRK_CLOSE)
-    assert figures == {"req_s": 13184.21, "p50_ms": 0.85, "p99_ms": 1020.0, "errors": 6}
+    assert figures == {
+        "req_s": 13184.21,
+        "p50_ms": 0.85,
+        "p99_ms": 1020.0,
+        "errors": 6,
+        "requests": 26400,
+    }
 
 
 def test_wrk_without_errors_reports_zero():
