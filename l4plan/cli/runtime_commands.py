@@ -29,7 +29,7 @@ def _address(version):
 
 @click.group()
 def runtime():
-    """Run the Layer 4 proxy runtime."""
+    """Run and manage the Layer 4 proxy runtime."""
 
 
 @runtime.command()
@@ -38,7 +38,8 @@ def runtime():
     default=".l4plan",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Directory holding applied.json, the document served at start.",
+    help="Directory holding applied.json, the document served at start and "
+    "saved by every change through the admin API.",
 )
 @click.option(
     "--bind",
@@ -205,7 +206,11 @@ def _admin_client():
 @runtime.command()
 @click.option("--json", "as_json", is_flag=True, help="Print GET /v1/status as JSON.")
 def status(as_json):
-    """Show the listeners, open connections and counters of the running runtime."""
+    """Show listeners, open connections and counters.
+
+    Asks the runtime on the admin address of the provider block here (the
+    embedded default, unix:.l4plan/runtime.sock, without a configuration).
+    """
     from l4plan.admin_client import AdminError
 
     client = _admin_client()
@@ -273,10 +278,11 @@ def _alive(pid):
     help="Seconds to wait for the runtime to drain and exit.",
 )
 def stop(timeout):
-    """Stop the runtime l4plan started here (the pid in .l4plan/runtime.pid).
+    """Stop the runtime l4plan started here.
 
-    Sends SIGTERM to that pid only, and only when it is an l4plan runtime,
-    then waits for it to exit (open TCP connections drain first).
+    Sends SIGTERM to the pid in .l4plan/runtime.pid, only when it is an
+    l4plan runtime, then waits for it to exit (open TCP connections drain
+    first).
     """
     pid_file = DATA_DIR / "runtime.pid"
     if not pid_file.exists():
