@@ -110,6 +110,7 @@ def benchmark(args, settings, workdir):
             profile = args.profile and args.profile.resolve() / "l4plan-apply.prof"
             figures = _apply_under_load(workdir, origins.ports, settings, profile)
             runs[APPLY_TEST] = {"l4plan": [figures]}
+            print(f"{APPLY_TEST} l4plan: {figures}", file=sys.stderr)
         return runs
     finally:
         for proxy in proxies:
@@ -124,8 +125,6 @@ def _apply_under_load(workdir, origin_ports, settings, profile):
         )
     except Exception as exc:  # the table of the other tests is still worth printing
         return {"error": f"{type(exc).__name__}: {exc}"}
-    finally:
-        print(f"{APPLY_TEST} done", file=sys.stderr)
 
 
 def main(argv=None):

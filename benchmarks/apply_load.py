@@ -11,6 +11,7 @@ document and on a small one, to show what the runtime's reconcile costs
 against the size of the document it is given.
 """
 
+import contextlib
 import json
 import socket
 import statistics
@@ -161,9 +162,9 @@ class ApplyBench:
         """(seconds until the probe serves C{answer}, seconds the apply took)."""
         self.write(probe_origin)
         start = time.monotonic()
-        applying = self.apply()
-        serving = _wait_for_answer(self.probe, answer, start + APPLY_TIMEOUT)
-        status = applying.wait(APPLY_TIMEOUT)
+        with _killed_on_exit(self.apply()) as applying:
+            serving = _wait_for_answer(self.probe, answer, start + APPLY_TIMEOUT)
+            status = applying.wait(APPLY_TIMEOUT)
         if status != 0:
             raise RuntimeError(f"l4plan apply exited {status}; see {self.dir / 'apply.log'}")
         return serving - start, time.monotonic() - start
@@ -176,6 +177,17 @@ class ApplyBench:
             origin = (self.origins.http_alt, self.origins.http)[i % 2]
             seconds.append(_put(client, document_for(origin)))
         return statistics.median(seconds)
+
+
+@contextlib.contextmanager
+def _killed_on_exit(process):
+    """An apply that outlives its timeout, or an interrupted harness, is killed."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def _put(client, document):
@@ -215,7 +227,9 @@ def measure(workdir, origins, listeners, applies, profile=None):
 
 def _first_apply(bench):
     start = time.monotonic()
-    if bench.apply().wait(APPLY_TIMEOUT) != 0:
+    with _killed_on_exit(bench.apply()) as applying:
+        status = applying.wait(APPLY_TIMEOUT)
+    if status != 0:
         raise RuntimeError(f"the first apply failed; see {bench.dir / 'apply.log'}")
     return time.monotonic() - start
 
