@@ -4,6 +4,8 @@ status and stop, all through the real CLI."""
 import copy
 import json
 import socket
+import subprocess
+import sys
 from importlib import resources
 
 import pytest
@@ -12,7 +14,7 @@ from jsonschema import Draft202012Validator
 from l4plan.admin_client import AdminClient
 from tests.live.conftest import application, runtime_pid
 from tests.live.load import tcp_exchange
-from tests.runtime.runtime_helpers import free_ports
+from tests.runtime.runtime_helpers import free_ports, read_until
 
 ADMIN = "unix:.l4plan/runtime.sock"
 
@@ -194,3 +196,68 @@ def test_saved_plan_refused_after_a_change_behind_its_back(project, tagged_origi
     )
     assert "run plan again" in result.stderr
     assert (project.state_bytes(), config()) == (state, running)
+
+
+def closed_by_peer(sock):
+    """Whether the peer closed (FIN) or aborted (RST) C{sock}; waits its timeout."""
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.fixture
+def foreground_runtime(project):
+    """`l4plan runtime serve --drain-timeout 3` on the default admin socket,
+    started by the test (not autostarted); killed by its Popen after."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "l4plan",
+            "runtime",
+            "serve",
+            "--admin",
+            ADMIN,
+            "--drain-timeout",
+            "3",
+        ],
+        cwd=project.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        bufsize=0,
+    )
+    try:
+        read_until(proc, b"ready")
+        yield proc
+    finally:
+        proc.kill()
+        proc.communicate(timeout=20)
+
+
+def test_removed_rule_drains_its_connections(project, tagged_origin, foreground_runtime):
+    """A rule removed by apply stops accepting at once; its open connection keeps
+    working while it drains and is closed at the drain timeout. The provider
+    block names the runtime and forbids autostart."""
+    kept, removed, origin = free_ports(3)
+    tagged_origin(origin)
+    provider = f'provider "runtime" {{\n  admin     = "{ADMIN}"\n  autostart = false\n}}\n'
+    applied(
+        project,
+        application("app", ("tcp", kept, origin, "off"), ("tcp", removed, origin, "off")),
+        provider,
+    )
+    with socket.create_connection(("127.0.0.1", removed), timeout=10) as sock:
+        sock.sendall(b"before\n")
+        assert sock.recv(100) == f"{origin} off before\n".encode()
+        applied(project, application("app", ("tcp", kept, origin, "off")), provider)
+
+        with pytest.raises(ConnectionRefusedError):
+            tcp_exchange(removed, "new")
+        sock.sendall(b"during the drain")
+        assert sock.recv(100) == b"during the drain"
+        status = AdminClient(ADMIN).request("GET", "/v1/status").body
+        assert [d["name"] for d in status["draining"]] == [f"tcp 127.0.0.1:{removed}"]
+        assert closed_by_peer(sock)  # aborted by the runtime at the drain timeout
+    assert tcp_exchange(kept, "kept") == f"{origin} off"
+    assert runtime_pid(project.path) is None  # nothing was autostarted
