@@ -4,6 +4,7 @@ status and stop, all through the real CLI."""
 import copy
 import json
 import socket
+import stat
 import subprocess
 import sys
 from importlib import resources
@@ -261,3 +262,21 @@ def test_removed_rule_drains_its_connections(project, tagged_origin, foreground_
         assert closed_by_peer(sock)  # aborted by the runtime at the drain timeout
     assert tcp_exchange(kept, "kept") == f"{origin} off"
     assert runtime_pid(project.path) is None  # nothing was autostarted
+
+
+def test_autostart_over_tcp_makes_a_private_token(project, tagged_origin):
+    """With an http admin address, autostart writes a 0600 token file and starts
+    the runtime with it; requests without the token are refused."""
+    admin_port, edge, origin = free_ports(3)
+    tagged_origin(origin)
+    address = f"http://127.0.0.1:{admin_port}"
+    provider = f'provider "runtime" {{\n  admin = "{address}"\n}}\n'
+    applied(project, application("app", ("tcp", edge, origin, "off")), provider)
+
+    token_file = project.path / ".l4plan" / "admin.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert AdminClient(address).request("GET", "/v1/config").status == 401
+    token = token_file.read_text().strip()
+    assert AdminClient(address, token).request("GET", "/v1/config").body["generation"] == 1
+    assert project.l4plan("plan", "--detailed-exitcode").returncode == 0
+    assert tcp_exchange(edge, "tcp admin") == f"{origin} off"
