@@ -18,6 +18,8 @@ control. Over TCP every path, /healthz included, needs the bearer token.
 import hmac
 import json
 import os
+import socket
+import stat
 from pathlib import Path
 
 from twisted.web import server
@@ -44,12 +46,33 @@ def listen(reactor, endpoint, site):
     """Open the admin endpoint; a unix socket is never reachable by others, even briefly."""
     if endpoint[0] == "tcp":
         return reactor.listenTCP(endpoint[2], site, interface=endpoint[1])
-    Path(endpoint[1]).parent.mkdir(parents=True, exist_ok=True)
+    path = Path(endpoint[1])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_socket(path)
     old_mask = os.umask(0o177)  # the socket file is born 0600, not chmod-ed afterwards
     try:
-        return reactor.listenUNIX(endpoint[1], site, mode=0o600, wantPID=True)
+        return reactor.listenUNIX(str(path), site, mode=0o600)
     finally:
         os.umask(old_mask)
+
+
+def _remove_stale_socket(path):
+    """Remove the socket file of a runtime that died (nothing accepts on it).
+
+    A live runtime's socket is left, so the bind fails. Probing beats a pid
+    lock file: a killed runtime may linger as a zombie, its pid still taken,
+    but its socket is closed at once.
+    """
+    try:
+        if not stat.S_ISSOCK(path.stat().st_mode):
+            return
+    except FileNotFoundError:
+        return
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink()
 
 
 def make_site(live, token=None):

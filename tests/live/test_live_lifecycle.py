@@ -3,10 +3,13 @@ status and stop, all through the real CLI."""
 
 import copy
 import json
+import os
+import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 from importlib import resources
 
 import pytest
@@ -280,3 +283,21 @@ def test_autostart_over_tcp_makes_a_private_token(project, tagged_origin):
     assert AdminClient(address, token).request("GET", "/v1/config").body["generation"] == 1
     assert project.l4plan("plan", "--detailed-exitcode").returncode == 0
     assert tcp_exchange(edge, "tcp admin") == f"{origin} off"
+
+
+def test_killed_runtime_is_started_again(project, tagged_origin):
+    """After a kill -9 (the socket file left behind), the next plan starts a
+    runtime again with the applied configuration."""
+    edge, origin = free_ports(2)
+    tagged_origin(origin)
+    applied(project, application("app", ("tcp", edge, origin, "off")))
+    os.kill(runtime_pid(project.path), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while runtime_pid(project.path) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)  # dead (maybe a zombie) once its state says so
+    assert (project.path / ".l4plan" / "runtime.sock").exists()
+
+    replan = project.l4plan("plan", "--detailed-exitcode")
+    assert replan.returncode == 0, replan.stdout + replan.stderr
+    assert "started a local runtime" in replan.stderr
+    assert tcp_exchange(edge, "again") == f"{origin} off"

@@ -2,6 +2,8 @@
 
 import io
 import json
+import socket
+from pathlib import Path
 
 import pytest
 from twisted.web.resource import getChildForRequest
@@ -170,3 +172,19 @@ def test_no_change_while_stopping(live):
     live.runtime.stopService()
     assert put(site, DOCUMENT, 0) == (503, {"error": "the runtime is stopping"})
     assert live.generation == 0
+
+
+def test_stale_socket_removed_live_one_and_other_files_kept(tmp_path, monkeypatch):
+    """A socket nobody accepts on is removed before binding; a listening socket
+    and a file that is no socket are left alone."""
+    monkeypatch.chdir(tmp_path)  # short relative paths: AF_UNIX paths are limited
+    stale, live, other = Path("stale.sock"), Path("live.sock"), Path("other")
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(stale))
+    other.write_text("not a socket")
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(live))
+        listening.listen()
+        for path in (stale, live, other):
+            admin._remove_stale_socket(path)
+        assert (stale.exists(), live.exists(), other.exists()) == (False, True, True)
