@@ -119,12 +119,14 @@ def test_applies_under_load_drop_nothing(project, tagged_origin):
         deadline=time.monotonic() + LOAD_SECONDS,
     )
     load.start()
+    replaced = 0
     try:
         for step in steps[1:]:
             project.write(*step.blocks(p))
             result = project.l4plan("apply", "--auto-approve")
             assert result.returncode == 0, result.stdout + result.stderr
             assert "Apply complete!" in result.stdout
+            replaced += "# application.mover must be replaced" in result.stdout
             check_new_connections(step, p)
     finally:
         counts = load.stop()
@@ -135,6 +137,7 @@ def test_applies_under_load_drop_nothing(project, tagged_origin):
         f"long-lived streams {counts.streams_intact} intact / {counts.streams_broken} broken, "
         f"{counts.stream_bytes} bytes echoed byte-exact"
     )
+    assert replaced == 5  # the domain changes every fourth apply
     assert counts.errors == []
     assert (counts.tcp_failed, counts.udp_lost, counts.streams_broken) == (0, 0, 0)
     assert counts.streams_intact == 3
