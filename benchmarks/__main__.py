@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import apply_load, machine, prerequisites, report, suite
+from benchmarks import apply_load, machine, prerequisites, profiling, report, suite
 from benchmarks.origins import Origins
 from benchmarks.processes import pin_self_to_load_core, raise_nofile
 from benchmarks.proxies import PROXIES, routes
@@ -46,6 +46,13 @@ def parse_args(argv):
         metavar="DIR",
         help="run the l4plan runtime under cProfile, writing DIR/l4plan-*.prof "
         "(its figures are then not comparable)",
+    )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="sample the l4plan runtime with py-spy during each test: DIR/<test>.txt "
+        "(collapsed stacks) and DIR/<test>.top.txt (figures not comparable either)",
     )
     args = parser.parse_args(argv)
     args.tests = [_pick(n, names, "test") for n in args.tests.split(",")]
@@ -82,13 +89,13 @@ def check_machine():
         raise SystemExit(problem)
 
 
-def run_all(tests, proxies, route_list, settings):
+def run_all(tests, proxies, route_list, settings, profiler):
     """{test: {proxy: [figures per repetition]}}."""
     runs = {}
     for repetition in range(settings.repetitions):
         for test in tests:
             for proxy in (p for p in proxies if suite.applies(test, p)):
-                figures = suite.run_once(test, proxy, route_list, settings)
+                figures = suite.run_once(test, proxy, route_list, settings, profiler)
                 runs.setdefault(test.name, {}).setdefault(proxy.name, []).append(figures)
                 print(f"[{repetition + 1}] {test.name} {proxy.name}: {figures}", file=sys.stderr)
     return runs
@@ -105,7 +112,8 @@ def benchmark(args, settings, workdir):
         for proxy in proxies:
             proxy.start(route_list, workdir)
         tests = [t for t in suite.TESTS if t.name in args.tests]
-        runs = run_all(tests, proxies, route_list, settings)
+        profiler = args.py_spy and profiling.PySpy(args.py_spy)
+        runs = run_all(tests, proxies, route_list, settings, profiler)
         if APPLY_TEST in args.tests:
             profile = args.profile and args.profile.resolve() / "l4plan-apply.prof"
             figures = _apply_under_load(workdir, origins.ports, settings, profile)
@@ -138,6 +146,8 @@ def main(argv=None):
     meta = machine.describe(started, dataclasses.asdict(settings))
     with tempfile.TemporaryDirectory(prefix="l4plan-bench-") as workdir:
         runs = benchmark(args, settings, workdir)
+    if args.py_spy:
+        profiling.write_summaries(args.py_spy)
     result = report.medians(runs)
     print(report.table(result, runs, args.proxies))
     for test, proxy, message in report.errors(runs):

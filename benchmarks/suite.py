@@ -5,6 +5,7 @@ process) next to the load's figures, because on a loaded core the CPU a proxy
 spends per packet or per connection compares proxies better than raw rates.
 """
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -117,12 +118,19 @@ def applies(test, proxy):
     return not test.needs_process or proxy.pid(test.route) is not None
 
 
-def run_once(test, proxy, routes, settings):
-    """One measurement of C{test} through C{proxy}; an error is recorded, not raised."""
+def run_once(test, proxy, routes, settings, profiler=None):
+    """One measurement of C{test} through C{proxy}; an error is recorded, not raised.
+
+    With a L{profiling.PySpy} C{profiler}, the l4plan runtime is sampled meanwhile.
+    """
     route = next(r for r in routes if r.name == test.route)
-    port = proxy.edges[(test.route, test.protocol)]
+    port, pid = proxy.edges[(test.route, test.protocol)], proxy.pid(test.route)
+    sampling = contextlib.nullcontext()
+    if profiler is not None and proxy.name == "l4plan":
+        sampling = profiler.sampling(pid, test.name, settings.seconds)
     try:
-        return test.measure(port, route, proxy.pid(test.route), settings)
+        with sampling:
+            return test.measure(port, route, pid, settings)
     except Exception as exc:  # one failed run must not lose the others
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from benchmarks import loads, report
+from benchmarks import loads, profiling, report
 from benchmarks.proxies import L4planRuntime, Route
 from l4plan.runtime.document import validate
 
@@ -160,3 +160,18 @@ def test_runtime_document_is_valid():
         ("udp", "off"),
         ("tcp", "proxy_protocol_v2"),
     ]
+
+
+def test_profile_summary_merges_lines_and_counts_runtime_functions_inclusively():
+    """Self time is by function whatever the line; inclusive time only for runtime/ functions."""
+    raw = [
+        "run (runtime/serve.py:10);doPoll (twisted/epollreactor.py:227) 6\n",
+        "run (runtime/serve.py:10);send (runtime/udp.py:80);write (twisted/udp.py:273) 3\n",
+        "run (runtime/serve.py:10);send (runtime/udp.py:84);write (twisted/udp.py:305) 1\n",
+    ]
+    rows = profiling.summarize(raw)
+    assert ("self", 60.0, "doPoll (twisted/epollreactor.py)") in rows
+    assert ("self", 40.0, "write (twisted/udp.py)") in rows
+    assert ("inclusive", 100.0, "run (runtime/serve.py)") in rows
+    assert ("inclusive", 40.0, "send (runtime/udp.py)") in rows
+    assert not [r for r in rows if r[0] == "inclusive" and "twisted" in r[2]]
