@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import apply_load, machine, prerequisites, profiling, report, suite
+from benchmarks import apply_load, machine, prerequisites, profiling, report, suite, targets
 from benchmarks.origins import Origins
 from benchmarks.processes import pin_self_to_load_core, raise_nofile
 from benchmarks.proxies import PROXIES, routes
@@ -150,6 +150,8 @@ def main(argv=None):
         profiling.write_summaries(args.py_spy)
     result = report.medians(runs)
     print(report.table(result, runs, args.proxies))
+    print("\nTargets of issue 7 for the runtime:")
+    print("\n".join(targets.lines(result)))
     for test, proxy, message in report.errors(runs):
         print(f"failed: {test} {proxy}: {message}", file=sys.stderr)
     name = started.strftime("%Y%m%dT%H%M%SZ") + ".json"

@@ -26,12 +26,16 @@ def medians(runs):
 
 
 def _add_derived(result):
-    """Figures the issue's targets are stated in: added p99 latency, PROXY v2 cost."""
+    """Figures the issue's targets are stated in: added p99 latency, PROXY v2 cost,
+    the one-rule reconcile on the large document over the same on the small one."""
     keepalive = result.get("keepalive", {})
     if "direct" in keepalive:
         direct_p99 = keepalive["direct"]["p99_ms"]
         for figures in keepalive.values():
             figures["p99_added_ms"] = figures["p99_ms"] - direct_p99
+    apply = result.get("apply_under_load", {}).get("l4plan", {})
+    if apply.get("put_one_rule_small_s"):
+        apply["put_large_over_small"] = apply["put_one_rule_s"] / apply["put_one_rule_small_s"]
     plain = result.get("conn_close", {})
     for proxy, figures in result.get("conn_close_proxy_v2", {}).items():
         if proxy in plain:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from benchmarks import loads, profiling, report
+from benchmarks import loads, profiling, report, targets
 from benchmarks.proxies import L4planRuntime, Route
 from l4plan.runtime.document import validate
 
@@ -175,3 +175,16 @@ def test_profile_summary_merges_lines_and_counts_runtime_functions_inclusively()
     assert ("inclusive", 100.0, "run (runtime/serve.py)") in rows
     assert ("inclusive", 40.0, "send (runtime/udp.py)") in rows
     assert not [r for r in rows if r[0] == "inclusive" and "twisted" in r[2]]
+
+
+def test_targets_against_a_reference_an_absolute_bound_and_missing_figures():
+    """A ratio target compares with bound x the reference, an absolute one with the
+    bound; a figure that was not measured gives no verdict."""
+    result = {
+        "conn_close": {"haproxy": {"req_s": 10000.0}, "l4plan": {"req_s": 5000.0}},
+        "idle_memory": {"l4plan": {"rss_mb": 80.0}},
+    }
+    outcomes = {target.text: outcome for target, outcome in targets.check_all(result)}
+    assert outcomes["new connections/s >= 0.6x HAProxy"] == (5000.0, 10000.0, False)
+    assert outcomes["idle connections in < 100 MB"] == (80.0, None, True)
+    assert outcomes["TCP bulk 1 stream >= 1.5x HAProxy"] is None
