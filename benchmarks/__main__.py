@@ -57,6 +57,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     args.tests = [_pick(n, names, "test") for n in args.tests.split(",")]
     args.proxies = [_pick(n, list(PROXIES), "proxy") for n in args.proxies.split(",")]
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     return args
 
 
