@@ -8,8 +8,6 @@ state is still the one the plan was made against.
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import jsonschema
 
 from l4plan import __version__
+from l4plan.files import write_atomically
 from l4plan.plan import Plan
 
 FORMAT_VERSION = 1
@@ -64,20 +63,7 @@ def save_plan(path, plan, desired, digest=None):
         "plan": plan.to_dict(),
         "desired": desired,
     }
-    _write_atomically(Path(path), json.dumps(document, sort_keys=True, indent=2) + "\n")
-
-
-def _write_atomically(path, text):
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_atomically(path, (json.dumps(document, sort_keys=True, indent=2) + "\n").encode())
 
 
 def load_plan(path):

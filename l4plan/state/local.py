@@ -9,8 +9,6 @@ state path names a complete file, old or new, whatever kills the process.
 import functools
 import json
 import os
-import shutil
-import tempfile
 import uuid
 from dataclasses import replace
 from importlib import resources
@@ -18,6 +16,7 @@ from importlib import resources
 import jsonschema
 
 from l4plan import __version__
+from l4plan.files import backup_path, write_atomically
 from l4plan.state.errors import (
     CorruptState,
     NewerStateFormat,
@@ -29,11 +28,6 @@ from l4plan.state.model import FORMAT_VERSION, State
 
 DEFAULT_PATH = "l4plan.state.json"
 MAX_REPORTED_ERRORS = 5
-
-
-def backup_path(path):
-    """Where the previous version of the state at ``path`` is kept."""
-    return f"{os.fspath(path)}.backup"
 
 
 @functools.cache
@@ -198,68 +192,4 @@ def atomic_write(path, data):
     A new file is created with mode 0600 (state can hold provider identity
     data); an existing file keeps its mode.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        _keep_mode(path, temporary)
-        _keep_backup(path)
-        os.replace(temporary, path)
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
-    _fsync_directory(directory)
-
-
-def _keep_mode(path, temporary):
-    try:
-        os.chmod(temporary, os.stat(path).st_mode & 0o7777)
-    except FileNotFoundError:
-        pass
-
-
-def _keep_backup(path):
-    """Make ``.backup`` the current file, itself by an atomic rename."""
-    backup = backup_path(path)
-    directory, name = os.path.split(backup)
-    temporary = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
-    try:
-        _link_or_copy(path, temporary)
-        os.replace(temporary, backup)
-    except FileNotFoundError:
-        return
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
-
-
-def _link_or_copy(source, destination):
-    """Hard link where the file system allows it; else a synced copy."""
-    try:
-        os.link(source, destination)
-    except FileNotFoundError:
-        raise
-    except OSError:
-        shutil.copy2(source, destination)
-        with open(destination, "rb+") as f:
-            os.fsync(f.fileno())
-
-
-def _fsync_directory(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+    write_atomically(path, data, keep_backup=True)
