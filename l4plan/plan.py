@@ -7,7 +7,7 @@ and Markdown outputs cannot tell different stories. Building a plan does no
 I/O; the CLI decides whether to call ``raise_if_unsafe()``.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from l4plan import __version__

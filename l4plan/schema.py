@@ -12,7 +12,6 @@ from importlib import resources
 import fastjsonschema
 from jsonschema import Draft202012Validator
 
-from l4plan.diagnostics import Diagnostic
 
 
 @cache

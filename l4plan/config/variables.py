@@ -10,7 +10,6 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from l4plan.config.loader import load_file
 from l4plan.diagnostics import ConfigError, Diagnostic
 
 _TEMPLATE = re.compile(r"\$\{([^}]*)\}")

@@ -8,7 +8,6 @@ import json
 from importlib.resources import files
 
 import jsonschema
-import pytest
 from conftest import application
 
 from l4plan.cli.plan_commands import NO_TERMINAL

@@ -66,7 +66,7 @@ def test_huge_plan_is_capped_below_65000_characters():
     total = _text_line_count(plan)
     assert len(text) < MAX_CHARS <= 65_000
     assert (
-        f"lines shown. The job log, or `l4plan show PLANFILE`, has the whole plan."
+        "lines shown. The job log, or `l4plan show PLANFILE`, has the whole plan."
         in text
     )
     assert f" of {total} lines shown" in text

@@ -21,7 +21,6 @@ from l4plan.state import (
     parse_duration,
     read_lock,
     read_state,
-    update_state,
 )
 
 HOLD_LOCK = """
