@@ -8,7 +8,7 @@ growing a buffer. Both legs are half-closeable: a FIN from one side becomes a
 write shutdown towards the other.
 """
 
-from twisted.internet import defer, protocol
+from twisted.internet import defer, protocol, tcp
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -19,11 +19,48 @@ from l4plan.runtime import proxy_header
 log = Logger()
 
 
+def _sender(transport):
+    """A function that writes to C{transport}, sending at once when it can.
+
+    Twisted's C{write} only queues: the bytes leave on the next reactor turn,
+    after an epoll_ctl to watch for writability and another to stop, which is
+    most of a small relayed message's cost (py-spy, keep-alive). When nothing
+    is queued and the connection is open, C{send} now is what that turn would
+    do; the rest (would block, partial send, errors, closing) goes to C{write},
+    so ordering, backpressure, half-close and error handling stay Twisted's.
+    Transports that are not Twisted TCP connections (in-memory ones) get C{write}.
+    """
+    if not isinstance(transport, tcp.Connection):
+        return transport.write
+    send = transport.socket.send
+
+    def send_or_queue(data):
+        if (
+            transport.connected
+            and not transport.dataBuffer
+            and not transport._tempDataLen
+            and not transport.disconnecting
+            and not transport._writeDisconnecting
+            and not transport._aborting
+        ):
+            try:
+                sent = send(data)
+            except OSError:  # would block, or an error Twisted will report
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
+
+    return send_or_queue
+
+
 @implementer(IHalfCloseableProtocol)
 class _Leg(protocol.Protocol):
     """One side of a relay; C{peer} is the other side once both exist."""
 
     peer = None
+    send_to_peer = None  # set with peer: L{_sender} of the peer's transport
     _read_closed = False
     _write_closed = False
 
@@ -57,7 +94,7 @@ class OriginLeg(_Leg):
     def dataReceived(self, data):
         self.peer.rule.counters.bytes_out += len(data)
         self.peer.resetTimeout()
-        self.peer.transport.write(data)
+        self.send_to_peer(data)
 
 
 class OriginLegFactory(protocol.ClientFactory):
@@ -139,6 +176,8 @@ class ClientLeg(_Leg, TimeoutMixin):
             origin.transport.loseConnection()
             return
         self.peer = origin
+        self.send_to_peer = _sender(origin.transport)
+        origin.send_to_peer = _sender(self.transport)
         client, edge = self.transport.getPeer(), self.transport.getHost()
         header = proxy_header.for_tcp(
             self.rule.passthrough, (client.host, client.port), (edge.host, edge.port)
@@ -155,7 +194,7 @@ class ClientLeg(_Leg, TimeoutMixin):
     def dataReceived(self, data):
         self.rule.counters.bytes_in += len(data)
         self.resetTimeout()
-        self.peer.transport.write(data)
+        self.send_to_peer(data)
 
     def timeoutConnection(self):
         self.abort()

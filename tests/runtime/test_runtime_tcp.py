@@ -1,5 +1,8 @@
 """The TCP relay's protocols, driven in memory (no sockets)."""
 
+import errno
+
+from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionRefusedError, TimeoutError
@@ -291,3 +294,97 @@ def test_load_balancer_gives_up_after_every_origin_failed():
         reactor.tcpClients[index][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
     assert len(reactor.tcpClients) == 2
     assert client_t.disconnecting and counters.origin_failures == 2
+
+
+class FakeSocket:
+    """A non-blocking socket that takes C{accepts} more bytes, then would block."""
+
+    def __init__(self, accepts):
+        self.accepts = accepts
+        self.sent = b""
+
+    def setblocking(self, flag):
+        pass
+
+    def fileno(self):
+        return -1
+
+    def send(self, data):
+        if not self.accepts:
+            raise BlockingIOError(errno.EAGAIN, "would block")
+        taken = bytes(data[: self.accepts])
+        self.sent += taken
+        self.accepts -= len(taken)
+        return len(taken)
+
+
+def origin_over_socket(reactor, accepts):
+    """The origin leg on a real Twisted TCP connection over a L{FakeSocket}."""
+    origin = reactor.tcpClients[0][2].buildProtocol(None)
+    connection = tcp.Connection(FakeSocket(accepts), origin, reactor)
+    connection.connected = True
+    origin.makeConnection(connection)
+    return origin, connection
+
+
+def test_sent_at_once_when_nothing_is_queued():
+    """Relayed bytes go out in the same reactor turn, without waiting for writability."""
+    reactor, factory, _ = relay()
+    client, _ = accept(factory)
+    _, connection = origin_over_socket(reactor, accepts=100)
+    client.dataReceived(b"hello")
+    assert connection.socket.sent == b"hello"
+    assert connection not in reactor.getWriters()
+
+
+def test_rest_of_partial_send_queued_in_order():
+    """What the socket does not take is queued, and later bytes wait behind it."""
+    reactor, factory, _ = relay()
+    client, _ = accept(factory)
+    _, connection = origin_over_socket(reactor, accepts=3)
+    client.dataReceived(b"hello")
+    client.dataReceived(b"world")
+    assert connection.socket.sent == b"hel"
+    assert connection in reactor.getWriters()
+    connection.socket.accepts = 100
+    connection.doWrite()
+    assert connection.socket.sent == b"helloworld"
+    client.dataReceived(b"!")
+    assert connection.socket.sent == b"helloworld!"
+
+
+def test_header_queued_before_payload_keeps_its_place():
+    """A PROXY header still queued goes out before the first relayed bytes."""
+    reactor, factory, _ = relay("proxy_protocol_v1")
+    client, _ = accept(factory)
+    _, connection = origin_over_socket(reactor, accepts=0)
+    client.dataReceived(b"payload")
+    connection.socket.accepts = 100
+    connection.doWrite()
+    assert connection.socket.sent == b"PROXY TCP4 198.51.100.1 127.0.0.1 40000 7000\r\npayload"
+
+
+def test_blocked_socket_pauses_client_reads():
+    """A socket that takes nothing queues through Twisted, which pauses the client leg."""
+    reactor, factory, _ = relay()
+    client, client_t = accept(factory)
+    _, connection = origin_over_socket(reactor, accepts=0)
+    client.dataReceived(b"x" * connection.bufferSize)
+    assert client_t.producerState == "producing"
+    client.dataReceived(b"x")
+    assert client_t.producerState == "paused"
+    connection.socket.accepts = 2 * connection.bufferSize
+    while connection in reactor.getWriters():  # Twisted sends 128 KiB per turn
+        connection.doWrite()
+    assert client_t.producerState == "producing"
+    assert len(connection.socket.sent) == connection.bufferSize + 1
+
+
+def test_nothing_sent_after_abort():
+    """Bytes relayed towards an aborted connection are dropped, as Twisted drops them."""
+    reactor, factory, _ = relay()
+    client, _ = accept(factory)
+    _, connection = origin_over_socket(reactor, accepts=100)
+    connection.abortConnection()
+    client.dataReceived(b"late")
+    assert connection.socket.sent == b""
