@@ -6,6 +6,7 @@ owns a connected socket towards its origin, so replies are matched to the
 client by the socket they arrive on and sent back from the edge port.
 """
 
+from twisted.internet import udp
 from twisted.internet.error import MessageLengthError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
@@ -40,6 +41,7 @@ class UdpSession(DatagramProtocol):
         self.origin_port = origin_port
         edge = relay.transport.getHost()
         self.header = proxy_header.for_udp(rule.passthrough, client, (edge.host, edge.port))
+        self._strip_spp = rule.passthrough == "simple_proxy_protocol"
         self._pending = []
         self._port = None
         self._timer = None
@@ -85,11 +87,11 @@ class UdpSession(DatagramProtocol):
 
     def datagramReceived(self, data, addr):
         """A reply from the origin, back to the client from the edge port."""
-        if self.rule.passthrough == "simple_proxy_protocol":
+        if self._strip_spp:
             data = proxy_header.strip_spp(data)
         self.rule.counters.bytes_out += len(data)
         self._timer.reset(self.relay.idle_timeout)
-        _send(self.relay.transport, data, self.client)
+        self.relay.reply(data, self.client)
 
     def connectionRefused(self):
         self.rule.counters.origin_failures += 1
@@ -125,6 +127,24 @@ class UdpRelay(DatagramProtocol):
             if session is None:
                 return
         session.send(data)
+
+    def reply(self, datagram, client):
+        """Send C{datagram} to C{client} from the edge socket.
+
+        Twisted's C{udp.Port.write} checks the address (isIPAddress and
+        isIPv6Address against the socket's family) on every datagram, a large
+        share of the reply path (py-spy, udp_rr). C{client} came from this
+        socket's own recvfrom, so the checks cannot fail: send on the socket.
+        Errors drop the datagram, as L{_send} does.
+        """
+        transport = self.transport
+        if not isinstance(transport, udp.Port):  # an in-memory transport (tests)
+            _send(transport, datagram, client)
+            return
+        try:
+            transport.socket.sendto(datagram, client)
+        except OSError:
+            pass
 
     def _open(self, client):
         """A session for a new client; the ACL and the cap are checked here, once

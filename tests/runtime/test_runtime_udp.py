@@ -1,6 +1,6 @@
 """The UDP relay's protocols, driven in memory (no sockets)."""
 
-from twisted.internet import defer
+from twisted.internet import defer, udp
 from twisted.internet.error import DNSLookupError
 
 from l4plan.runtime import proxy_header
@@ -191,3 +191,54 @@ def test_full_socket_drops_datagram_quietly():
     edge.transport = FullTransport()
     session.datagramReceived(b"reply", ("192.0.2.9", 5300))
     assert (counters.bytes_in, counters.bytes_out) == (3, 5)
+
+
+class EdgeSocket:
+    """The socket under a real twisted udp.Port: records sendto, or raises C{error}."""
+
+    def __init__(self, error=None):
+        self.sent = []
+        self.error = error
+
+    def sendto(self, datagram, addr):
+        if self.error is not None:
+            raise self.error
+        self.sent.append((datagram, addr))
+
+
+def edge_port(reactor, edge, socket):
+    """Put C{edge} on a twisted udp.Port whose socket is C{socket}."""
+    port = udp.Port(0, edge, reactor=reactor)
+    port.socket = socket
+    edge.transport = port
+
+
+def test_reply_sent_on_edge_socket():
+    """A reply leaves by sendto on the edge socket, to the address the client came from."""
+    reactor, edge, _, counters = relay()
+    edge.datagramReceived(b"q", CLIENT)
+    socket = EdgeSocket()
+    edge_port(reactor, edge, socket)
+    reactor.udp_ports[0][1].datagramReceived(b"answer", ("192.0.2.9", 5300))
+    assert socket.sent == [(b"answer", CLIENT)]
+    assert counters.bytes_out == 6
+
+
+def test_spp_reply_stripped_on_edge_socket():
+    """The SPP header of an origin's reply is stripped before the sendto."""
+    reactor, edge, _, _ = relay("simple_proxy_protocol")
+    edge.datagramReceived(b"q", CLIENT)
+    socket = EdgeSocket()
+    edge_port(reactor, edge, socket)
+    header = proxy_header.spp(("192.0.2.9", 5300), ("127.0.0.1", 53))
+    reactor.udp_ports[0][1].datagramReceived(header + b"answer", ("192.0.2.9", 5300))
+    assert socket.sent == [(b"answer", CLIENT)]
+
+
+def test_full_edge_socket_drops_reply_quietly():
+    """A reply the edge socket cannot take is dropped without raising."""
+    reactor, edge, _, counters = relay()
+    edge.datagramReceived(b"q", CLIENT)
+    edge_port(reactor, edge, EdgeSocket(BlockingIOError(11, "Resource temporarily unavailable")))
+    reactor.udp_ports[0][1].datagramReceived(b"reply", ("192.0.2.9", 5300))
+    assert counters.bytes_out == 5
