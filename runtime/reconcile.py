@@ -151,7 +151,7 @@ class LiveConfig:
         L{ReconcileError} when a listener cannot be bound or the document
         cannot be saved; in both cases nothing changed.
         """
-        runtime_document.validate(document, "document")
+        runtime_document.validate(document, "document", checked=self.document)
         runtime, settings = self.runtime, self.runtime.settings
         try:
             compiled = compile_document(

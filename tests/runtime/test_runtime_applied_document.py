@@ -1,5 +1,6 @@
 """The runtime document is checked against its schema and its references."""
 
+import copy
 import json
 
 import pytest
@@ -127,3 +128,42 @@ def test_edge_port_used_twice_refused():
         document.DocumentError, match="tcp edge port 80 is also used by applications/app/rules/0"
     ):
         document.validate(bad)
+
+
+def test_checked_document_skips_equal_parts():
+    """Applications equal to those of the checked (served) document are not checked again."""
+    served = make_document([make_rule("70000", [(70000, [1])])])  # pretend it passed
+    assert document.validate(copy.deepcopy(served), checked=served)["applications"]
+
+
+def test_checked_document_changed_application_still_refused():
+    """A changed application is checked in full and its errors keep their paths."""
+    served = make_document([make_rule("80", [(80, [80])])])
+    bad = copy.deepcopy(served)
+    bad["applications"]["app"]["ipv6"] = "yes"
+    bad["applications"]["new"] = copy.deepcopy(bad["applications"]["app"])
+    bad["format_version"] = 2
+    with pytest.raises(document.DocumentError) as caught:
+        document.validate(bad, checked=served)
+    reasons = caught.value.reasons
+    assert "applications/app/ipv6: 'yes' is not of type 'boolean'" in reasons
+    assert "applications/new/ipv6: 'yes' is not of type 'boolean'" in reasons
+    assert any(r.startswith("format_version:") for r in reasons)
+
+
+def test_checked_document_true_is_not_one():
+    """A value that Python finds equal but JSON does not (true for 1) is checked."""
+    served = copy.deepcopy(EXAMPLE)
+    bad = copy.deepcopy(EXAMPLE)
+    bad["load_balancers"]["game-pool"]["origins"][1]["weight"] = True
+    with pytest.raises(document.DocumentError, match="weight: True is not of type 'integer'"):
+        document.validate(bad, checked=served)
+
+
+def test_checked_document_semantics_checked_whole():
+    """References and edge ports are checked across the whole document, changed or not."""
+    served = make_document([make_rule("80", [(80, [80])])])
+    bad = copy.deepcopy(served)
+    bad["applications"]["other"] = copy.deepcopy(served["applications"]["app"])
+    with pytest.raises(document.DocumentError, match="tcp edge port 80 is also used"):
+        document.validate(bad, checked=served)
