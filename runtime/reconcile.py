@@ -135,6 +135,8 @@ class LiveConfig:
         self.data_dir = data_dir
         self.document = document
         self.generation = generation
+        settings = runtime.settings
+        self._signatures = signatures(document, settings.bind, settings.bind6)  # kept, not redone
 
     @classmethod
     def restore(cls, runtime, data_dir):
@@ -159,6 +161,7 @@ class LiveConfig:
             )
         except ValueError as error:  # what the schema cannot check, e.g. a CIDR
             raise runtime_document.DocumentError("document", [str(error)]) from error
+        after = signatures(document, settings.bind, settings.bind6)
         current = runtime.listeners()
         added = [key for key in compiled.routes if key not in current]
         new = self._bind(sorted(added, key=str), compiled.routes)
@@ -167,8 +170,8 @@ class LiveConfig:
         except OSError as exc:
             _close(new)
             raise ReconcileError(f"cannot save the document: {exc}", [str(self.data_dir)]) from exc
-        changes = self._switch(document, compiled, current, new)
-        self.document, self.generation = document, self.generation + 1
+        changes = self._switch(compiled, current, new, after)
+        self.document, self.generation, self._signatures = document, self.generation + 1, after
         return changes
 
     def _bind(self, keys, routes):
@@ -187,11 +190,10 @@ class LiveConfig:
             raise ReconcileError("cannot open every new listener, so nothing was changed", failed)
         return bound
 
-    def _switch(self, document, compiled, current, new):
-        """Give kept listeners their new routes, start new ones, retire the rest."""
-        settings = self.runtime.settings
-        before = signatures(self.document, settings.bind, settings.bind6)
-        after = signatures(document, settings.bind, settings.bind6)
+    def _switch(self, compiled, current, new, after):
+        """Give kept listeners their new routes, start new ones, retire the rest;
+        C{after} are the new document's L{signatures}."""
+        before = self._signatures
         updated, removed = [], []
         for key, listener in current.items():
             if key not in compiled.routes:
