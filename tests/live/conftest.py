@@ -96,18 +96,13 @@ def project(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def tagged_origin(tmp_path):
-    """Start tagged_origin.py on PORTS; killed by its Popen in teardown."""
+def ready_process(tmp_path):
+    """Start a command that prints "ready" when it serves; killed by its Popen in teardown."""
     started = []
 
-    def start(*ports):
-        with open(tmp_path / "origin.stderr", "wb") as stderr:
-            proc = subprocess.Popen(
-                [sys.executable, TAGGED_ORIGIN, *map(str, ports)],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                bufsize=0,
-            )
+    def start(command, log_name):
+        with open(tmp_path / log_name, "wb") as stderr:
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
         started.append(proc)
         read_until(proc, b"ready")
         return proc
@@ -116,3 +111,9 @@ def tagged_origin(tmp_path):
     for proc in started:
         proc.kill()
         proc.communicate(timeout=20)
+
+
+@pytest.fixture
+def tagged_origin(ready_process):
+    """Start tagged_origin.py on PORTS."""
+    return lambda *ports: ready_process([sys.executable, TAGGED_ORIGIN, *map(str, ports)], "origin.stderr")

@@ -10,42 +10,17 @@ import sys
 import pytest
 
 from l4plan.admin_client import AdminClient
-from tests.runtime.runtime_helpers import free_ports, make_document, make_rule, read_until
+from tests.runtime.runtime_helpers import free_ports, make_document, make_rule
 
 TOKEN = "s3cret-token-for-tests"
 
 
 @pytest.fixture
-def serve(tmp_path, monkeypatch):
-    """Start `l4plan runtime serve --admin ...` in tmp_path; killed by its Popen after."""
+def serve(tmp_path, monkeypatch, ready_process):
+    """Start `l4plan runtime serve --admin ...` in tmp_path."""
     monkeypatch.chdir(tmp_path)
-    started = []
-
-    def start(*admin_options):
-        with open(tmp_path / "runtime.stderr", "wb") as stderr:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "l4plan",
-                    "runtime",
-                    "serve",
-                    "--data-dir",
-                    "data",
-                    *admin_options,
-                ],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                bufsize=0,
-            )
-        started.append(proc)
-        read_until(proc, b"ready")
-        return proc
-
-    yield start
-    for proc in started:
-        proc.kill()
-        proc.communicate(timeout=20)
+    command = [sys.executable, "-m", "l4plan", "runtime", "serve", "--data-dir", "data"]
+    return lambda *admin_options: ready_process([*command, *admin_options], "runtime.stderr")
 
 
 def document(edge, origin):
