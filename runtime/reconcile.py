@@ -52,34 +52,61 @@ class Changes:
         }
 
 
-def signatures(document, bind, bind6):
-    """What every listener of C{document} serves, in a comparable form.
+def signatures(document, name, bind, bind6):
+    """What every listener of application C{name} serves, in a comparable form.
 
     Equal signatures mean the listener's rule did not change: same
     application flags, rule, origin ports, and the access rules or load
     balancer it uses.
     """
+    app = document["applications"][name]
+    flags = {k: v for k, v in app.items() if k != "rules"}
+    addresses = [bind, bind6] if app["ipv6"] else [bind]
     result = {}
-    for app_name, app in document["applications"].items():
-        flags = {k: v for k, v in app.items() if k != "rules"}
-        addresses = [bind, bind6] if app["ipv6"] else [bind]
-        for rule in app["rules"]:
-            context = {
-                "application": app_name,
-                "flags": flags,
-                "rule": {k: v for k, v in rule.items() if k != "ports"},
-                "acl": document["ip_access_rules"] if app["waf_ip_access_control"] else None,
-                "balancer": (
-                    document["load_balancers"].get(rule["origin"])
-                    if rule["origin_type"] == "load_balancer"
-                    else None
-                ),
-            }
-            for mapping in rule["ports"]:
-                text = json.dumps([context, mapping["origin"]], sort_keys=True)
-                for address in addresses:
-                    result[ListenerKey(rule["protocol"], address, mapping["edge"])] = text
+    for rule in app["rules"]:
+        context = {
+            "application": name,
+            "flags": flags,
+            "rule": {k: v for k, v in rule.items() if k != "ports"},
+            "acl": document["ip_access_rules"] if app["waf_ip_access_control"] else None,
+            "balancer": (
+                document["load_balancers"].get(rule["origin"])
+                if rule["origin_type"] == "load_balancer"
+                else None
+            ),
+        }
+        for mapping in rule["ports"]:
+            text = json.dumps([context, mapping["origin"]], sort_keys=True)
+            for address in addresses:
+                result[ListenerKey(rule["protocol"], address, mapping["edge"])] = text
     return result
+
+
+@dataclass(frozen=True)
+class _Diff:
+    """The listeners of the applications compiled again, before and after:
+    C{before} and C{after} map their keys to signatures, C{routes} the keys
+    after to their new routes."""
+
+    before: dict
+    after: dict
+    routes: dict
+
+    def added(self):
+        return sorted((key for key in self.after if key not in self.before), key=str)
+
+    def removed(self):
+        return [key for key in self.before if key not in self.after]
+
+    def kept(self):
+        return [key for key in self.after if key in self.before]
+
+
+def _recompiled(before, after):
+    """Names of the applications of L{Compiled} C{after} that do not serve the
+    same objects as in C{before}, added and removed ones included."""
+    names = [n for n, app in after.applications.items() if before.applications.get(n) is not app]
+    return names + [n for n in before.applications if n not in after.applications]
 
 
 def _write_atomically(path, text):
@@ -110,7 +137,7 @@ def save(data_dir, document, generation):
     """
     directory = Path(data_dir)
     _write_atomically(directory / GENERATION_FILE, json.dumps({"generation": generation}))
-    _write_atomically(directory / runtime_document.APPLIED_FILE, json.dumps(document, indent=1))
+    _write_atomically(directory / runtime_document.APPLIED_FILE, json.dumps(document))
 
 
 def load_generation(data_dir):
@@ -130,21 +157,25 @@ def load_generation(data_dir):
 class LiveConfig:
     """The document a running L{Runtime} serves, its generation, and changes to it."""
 
-    def __init__(self, runtime, data_dir, document, generation):
+    def __init__(self, runtime, data_dir, document, generation, compiled):
         self.runtime = runtime
         self.data_dir = data_dir
         self.document = document
         self.generation = generation
+        self._compiled = compiled  # the runtime's routes, reused where nothing changed
         settings = runtime.settings
-        self._signatures = signatures(document, settings.bind, settings.bind6)  # kept, not redone
+        self._signatures = {  # by application, kept and redone only for those that change
+            name: signatures(document, name, settings.bind, settings.bind6)
+            for name in document["applications"]
+        }
 
     @classmethod
     def restore(cls, runtime, data_dir):
         """Load what C{data_dir} holds into C{runtime} (not started yet)."""
         document = runtime_document.load_applied(data_dir)
         generation = load_generation(data_dir)
-        runtime.load(document)
-        return cls(runtime, data_dir, document, generation)
+        compiled = runtime.load(document)
+        return cls(runtime, data_dir, document, generation, compiled)
 
     def apply(self, document):
         """Serve C{document} from now on; the L{Changes}, all or nothing.
@@ -157,22 +188,49 @@ class LiveConfig:
         runtime, settings = self.runtime, self.runtime.settings
         try:
             compiled = compile_document(
-                document, settings.bind, settings.bind6, runtime.hosts, runtime.metrics
+                document,
+                settings.bind,
+                settings.bind6,
+                runtime.hosts,
+                runtime.metrics,
+                previous=self._compiled,
             )
         except ValueError as error:  # what the schema cannot check, e.g. a CIDR
             raise runtime_document.DocumentError("document", [str(error)]) from error
-        after = signatures(document, settings.bind, settings.bind6)
-        current = runtime.listeners()
-        added = [key for key in compiled.routes if key not in current]
-        new = self._bind(sorted(added, key=str), compiled.routes)
+        names = _recompiled(self._compiled, compiled)
+        after = self._signatures_after(document, names)
+        diff = self._diff(compiled, names, after)
+        new = self._bind(diff.added(), diff.routes)
         try:
             save(self.data_dir, document, self.generation + 1)
         except OSError as exc:
             _close(new)
             raise ReconcileError(f"cannot save the document: {exc}", [str(self.data_dir)]) from exc
-        changes = self._switch(compiled, current, new, after)
-        self.document, self.generation, self._signatures = document, self.generation + 1, after
+        changes = self._switch(diff, new, compiled.health_checks)
+        self.document, self.generation = document, self.generation + 1
+        self._compiled, self._signatures = compiled, after
         return changes
+
+    def _signatures_after(self, document, names):
+        """The signatures by application once C{document} is served, redone for C{names}."""
+        settings = self.runtime.settings
+        after = dict(self._signatures)
+        for name in names:
+            if name in document["applications"]:
+                after[name] = signatures(document, name, settings.bind, settings.bind6)
+            else:
+                del after[name]
+        return after
+
+    def _diff(self, compiled, names, after):
+        """The L{_Diff} of the applications C{names} when C{compiled} is served."""
+        before_keys, after_keys, routes = {}, {}, {}
+        for name in names:
+            before_keys.update(self._signatures.get(name, {}))
+            after_keys.update(after.get(name, {}))
+            if name in compiled.applications:
+                routes.update(compiled.applications[name].routes)
+        return _Diff(before_keys, after_keys, routes)
 
     def _bind(self, keys, routes):
         """Bind a listener for every key; on any failure close them all and raise."""
@@ -190,22 +248,19 @@ class LiveConfig:
             raise ReconcileError("cannot open every new listener, so nothing was changed", failed)
         return bound
 
-    def _switch(self, compiled, current, new, after):
-        """Give kept listeners their new routes, start new ones, retire the rest;
-        C{after} are the new document's L{signatures}."""
-        before = self._signatures
-        updated, removed = [], []
-        for key, listener in current.items():
-            if key not in compiled.routes:
-                removed.append(listener.name)
-                self.runtime.retire(listener)
-                continue
-            listener.use(compiled.routes[key])
-            if before.get(key) != after[key]:
-                updated.append(listener.name)
+    def _switch(self, diff, new, health_checks):
+        """Give kept listeners their new routes, start new ones, retire the removed."""
+        removed = [str(key) for key in diff.removed()]
+        for name in removed:
+            self.runtime.retire(self.runtime.getServiceNamed(name))
+        updated = []
+        for key in diff.kept():
+            self.runtime.getServiceNamed(str(key)).use(diff.routes[key])
+            if diff.before[key] != diff.after[key]:
+                updated.append(str(key))
         for listener in new:
             listener.setServiceParent(self.runtime)
-        self.runtime.use_health_checks(compiled.health_checks)
+        self.runtime.use_health_checks(health_checks)
         return Changes(tuple(l.name for l in new), tuple(sorted(removed)), tuple(sorted(updated)))
 
 

@@ -51,10 +51,34 @@ class Route:
         return port
 
 
-@dataclass
-class Compiled:
+@dataclass(frozen=True)
+class CompiledApplication:
+    """The routes of one application and what it uses of the shared origins."""
+
     routes: dict  # ListenerKey -> Route
+    balancers: frozenset  # names of the load balancers its rules use
+    probes: dict  # load balancer name -> lowest origin port of its TCP rules
+    waf: bool  # whether it uses the access list
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A document compiled: routes by application, and the load balancers and
+    access list they share (one object each, as health and load are shared)."""
+
+    document: dict
+    applications: dict  # name -> CompiledApplication
+    balancers: dict  # name -> LoadBalancer
+    access: AccessList | None
     health_checks: list  # (LoadBalancer, probe port)
+
+    @property
+    def routes(self):
+        """Every listener's route: ListenerKey -> Route."""
+        return {k: r for app in self.applications.values() for k, r in app.routes.items()}
+
+
+NOTHING = Compiled({"load_balancers": {}, "ip_access_rules": None, "applications": {}}, {}, {}, None, [])
 
 
 def _origin(rule, balancers, hosts):
@@ -65,37 +89,81 @@ def _origin(rule, balancers, hosts):
     return origins.HostOrigin(rule["origin"], hosts)
 
 
-def compile_document(document, bind, bind6, hosts, metrics):
-    """Routes for every edge port of every rule, on C{bind} (and C{bind6})."""
-    balancers = {
-        name: origins.LoadBalancer(spec, hosts) for name, spec in document["load_balancers"].items()
-    }
-    access = AccessList(document["ip_access_rules"])
-    routes, probe_ports = {}, {}
-    for app_name, app in document["applications"].items():
-        addresses = [bind, bind6] if app["ipv6"] else [bind]
-        for spec in app["rules"]:
-            key = f"{app_name}/{spec['protocol']}/{spec['edge_port']}"
-            rule = Rule(
-                key,
-                spec["protocol"],
-                spec["client_ip_passthrough"],
-                app["keepalive_protection"],
-                access if app["waf_ip_access_control"] else None,
-                _origin(spec, balancers, hosts),
-                metrics.for_rule(key),
-            )
-            for mapping in spec["ports"]:
-                for address in addresses:
-                    routes[ListenerKey(spec["protocol"], address, mapping["edge"])] = Route(
-                        rule, mapping["origin"]
-                    )
-                if spec["origin_type"] == "load_balancer" and spec["protocol"] == "tcp":
-                    name = spec["origin"]
-                    probe_ports[name] = min([probe_ports.get(name, 65536), *mapping["origin"]])
-    checks = [
+def compile_application(name, app, balancers, access, bind, bind6, hosts, metrics):
+    """Routes for every edge port of every rule of application C{name}."""
+    addresses = [bind, bind6] if app["ipv6"] else [bind]
+    routes, probes, used = {}, {}, set()
+    for spec in app["rules"]:
+        key = f"{name}/{spec['protocol']}/{spec['edge_port']}"
+        rule = Rule(
+            key,
+            spec["protocol"],
+            spec["client_ip_passthrough"],
+            app["keepalive_protection"],
+            access if app["waf_ip_access_control"] else None,
+            _origin(spec, balancers, hosts),
+            metrics.for_rule(key),
+        )
+        for mapping in spec["ports"]:
+            for address in addresses:
+                routes[ListenerKey(spec["protocol"], address, mapping["edge"])] = Route(
+                    rule, mapping["origin"]
+                )
+        if spec["origin_type"] == "load_balancer":
+            used.add(spec["origin"])
+            if spec["protocol"] == "tcp":
+                lowest = min(port for mapping in spec["ports"] for port in mapping["origin"])
+                probes[spec["origin"]] = min(probes.get(spec["origin"], 65536), lowest)
+    return CompiledApplication(routes, frozenset(used), probes, app["waf_ip_access_control"])
+
+
+def health_checks(applications, balancers):
+    """(balancer, port) for every checked load balancer: its lowest TCP origin port."""
+    probe_ports = {}
+    for app in applications.values():
+        for name, port in app.probes.items():
+            probe_ports[name] = min(probe_ports.get(name, 65536), port)
+    return [
         (balancers[name], port)
         for name, port in sorted(probe_ports.items())
         if balancers[name].health_check is not None
     ]
-    return Compiled(routes, checks)
+
+
+def _unchanged(name, app, previous, balancers, same_access):
+    """Whether application C{name} serves what it served under C{previous}.
+
+    Both documents passed the schema, so Python's C{==} is exact here.
+    """
+    old = previous.applications.get(name)
+    return (
+        old is not None
+        and previous.document["applications"][name] == app
+        and (same_access or not old.waf)
+        and all(balancers.get(b) is previous.balancers[b] for b in old.balancers)
+    )
+
+
+def compile_document(document, bind, bind6, hosts, metrics, previous=NOTHING):
+    """Routes for every edge port of every rule, on C{bind} (and C{bind6}).
+
+    With C{previous}, the L{Compiled} of the document served now, only what
+    changed is compiled: an application keeps its L{CompiledApplication}
+    (the Route objects its listeners serve, its Rules and their counters)
+    unless it, a load balancer it uses, or the access rules it checks changed.
+    """
+    balancers = {
+        name: previous.balancers[name]
+        if previous.document["load_balancers"].get(name) == spec
+        else origins.LoadBalancer(spec, hosts)
+        for name, spec in document["load_balancers"].items()
+    }
+    same_access = previous.document["ip_access_rules"] == document["ip_access_rules"]
+    access = previous.access if same_access else AccessList(document["ip_access_rules"])
+    applications = {
+        name: previous.applications[name]
+        if _unchanged(name, app, previous, balancers, same_access)
+        else compile_application(name, app, balancers, access, bind, bind6, hosts, metrics)
+        for name, app in document["applications"].items()
+    }
+    return Compiled(document, applications, balancers, access, health_checks(applications, balancers))

@@ -194,13 +194,15 @@ class Runtime(MultiService):
         self._retiring = {}  # removed listener -> Deferred of the end of its drain
 
     def load(self, document):
-        """Create (not start) the listeners and health checks of C{document}."""
+        """Create (not start) the listeners and health checks of C{document};
+        return its L{Compiled} form, which a reconcile reuses where nothing changed."""
         compiled = compile_document(
             document, self.settings.bind, self.settings.bind6, self.hosts, self.metrics
         )
         for key, route in sorted(compiled.routes.items(), key=lambda item: str(item[0])):
             self.make_listener(key, route).setServiceParent(self)
         self.use_health_checks(compiled.health_checks)
+        return compiled
 
     def make_listener(self, key, route):
         """A listener (not bound, not started) for C{key} serving C{route}."""

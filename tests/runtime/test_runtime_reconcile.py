@@ -194,10 +194,14 @@ def test_saved_document_and_generation_restore(live, tmp_path):
 def test_signature_covers_what_a_listener_uses():
     """The access rules matter only with WAF on; the application's flags always."""
     acl = [{"name": "office", "action": "allow", "sources": ["10.0.0.0/8"], "priority": 1}]
-    base = signatures(doc(tcp(7000, 17000)), "127.0.0.1", "::1")
-    assert signatures(doc(tcp(7000, 17000), acl=acl), "127.0.0.1", "::1") == base
-    assert signatures(doc(tcp(7000, 17000), acl=acl, waf=True), "127.0.0.1", "::1") != base
-    assert signatures(doc(tcp(7000, 17000), keepalive=True), "127.0.0.1", "::1") != base
+
+    def of(document):
+        return signatures(document, "app", "127.0.0.1", "::1")
+
+    base = of(doc(tcp(7000, 17000)))
+    assert of(doc(tcp(7000, 17000), acl=acl)) == base
+    assert of(doc(tcp(7000, 17000), acl=acl, waf=True)) != base
+    assert of(doc(tcp(7000, 17000), keepalive=True)) != base
 
 
 def test_origin_health_survives_a_reconcile(live):
