@@ -8,6 +8,7 @@ be refused whole, before any listener changes.
 
 import functools
 import json
+import marshal
 from importlib import resources
 from pathlib import Path
 
@@ -48,9 +49,11 @@ def _changed_part(document, checked):
     Each of those entries is checked by its own subschema, independently of
     the others, so an unchanged one cannot have gained an error: leaving it out
     makes a reconcile check what changed, not the whole configuration (cProfile:
-    the schema was two thirds of a one-rule reconcile). Entries are compared as
-    JSON text, because Python's C{==} takes C{true} for C{1}, which the schema
-    does not.
+    the schema was two thirds of a one-rule reconcile). Entries are compared in
+    marshal's form, because Python's C{==} takes C{true} for C{1}, which the
+    schema does not; marshal keeps bool, int and float apart like JSON text,
+    and is several times quicker to make (at 10,000 listeners, 2 ms against
+    13 ms). A different key order only makes an entry checked again.
     """
     part = dict(document)
     for section in ("applications", "load_balancers"):
@@ -63,7 +66,7 @@ def _changed_part(document, checked):
 
 
 def _text(value):
-    return json.dumps(value, sort_keys=True)
+    return marshal.dumps(value, 2)  # version 2: no references, so no dependence on sharing
 
 
 def _schema_reasons(document):
