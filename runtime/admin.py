@@ -6,9 +6,11 @@
   PUT  /v1/config    If-Match: N, body DOCUMENT -> 200 {"generation": N+1, "changes"}
                      400 malformed JSON, 409 If-Match missing or not the current
                      generation, 413 body over MAX_BODY, 422 invalid document,
-                     500 a listener could not be bound (or the document saved):
-                     rolled back, {"error", "failed": [...]}; 503 while stopping
-  GET  /v1/status    listeners, open connections/sessions, counters per rule
+                     500 a listener could not be bound (or the document saved,
+                     or a worker failed): rolled back, {"error", "failed": [...]};
+                     503 while stopping
+  GET  /v1/status    listeners, open connections/sessions, counters per rule;
+                     with workers, each worker and the counters summed over them
   GET  /metrics      Prometheus text format
 
 On a unix socket (created mode 0600) the file permissions are the access
@@ -22,11 +24,11 @@ import socket
 import stat
 from pathlib import Path
 
+from twisted.internet import defer
 from twisted.web import server
 from twisted.web.resource import Resource
 
 from l4plan.runtime.document import DocumentError
-from l4plan.runtime.reconcile import ReconcileError
 
 MAX_BODY = 8 * 1024 * 1024
 
@@ -75,14 +77,18 @@ def _remove_stale_socket(path):
             path.unlink()
 
 
-def make_site(live, token=None):
-    """The admin Site for C{live} (a L{LiveConfig}); C{token} is required when given."""
+def make_site(live, token=None, workers=None):
+    """The admin Site for C{live} (a L{LiveConfig}); C{token} is required when given.
+
+    With C{workers} (L{l4plan.runtime.workers.Workers}) a change goes to every
+    worker and the status covers them all.
+    """
     api = _Api()
     api.putChild(b"healthz", _Health())
     api.putChild(b"metrics", _Metrics(live))
     version = _Api()
-    version.putChild(b"config", _Config(live))
-    version.putChild(b"status", _Status(live))
+    version.putChild(b"config", _Config(live, workers))
+    version.putChild(b"status", _Status(live, workers))
     api.putChild(b"v1", version)
     site = server.Site(api if token is None else _Guard(api, token), requestFactory=LimitedRequest)
     site.noisy = False
@@ -108,6 +114,22 @@ def _answer(request, code, body):
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"application/json")
     return json.dumps(body, sort_keys=True).encode() + b"\n"
+
+
+def _respond(request, outcome):
+    """Answer with C{outcome}, a Deferred of (code, body): at once when it has
+    fired (one process), else when it fires (workers answering over sockets)."""
+    done = []
+    outcome.addCallback(done.append)
+    if done:
+        return _answer(request, *done[0])
+    outcome.addCallback(lambda _: request.channel and _finish(request, *done[0]))
+    return server.NOT_DONE_YET
+
+
+def _finish(request, code, body):
+    request.write(_answer(request, code, body))
+    request.finish()
 
 
 class _Error(Resource):
@@ -158,9 +180,11 @@ class _Config(Resource):
 
     isLeaf = True
 
-    def __init__(self, live):
+    def __init__(self, live, workers):
         super().__init__()
         self._live = live
+        self._change = live.apply if workers is None else workers.apply
+        self._changing = False
 
     def render_GET(self, request):
         request.setHeader(b"etag", str(self._live.generation).encode())
@@ -177,7 +201,7 @@ class _Config(Resource):
             document = json.loads(request.content.read())
         except ValueError as error:
             return _answer(request, 400, {"error": f"the body is not JSON: {error}"})
-        if _if_match(request) != self._live.generation:
+        if self._changing or _if_match(request) != self._live.generation:
             return _answer(
                 request,
                 409,
@@ -186,18 +210,20 @@ class _Config(Resource):
                     "generation": self._live.generation,
                 },
             )
-        return self._apply(request, document)
+        self._changing = True  # until the workers answer: a PUT meanwhile is a 409
+        outcome = defer.maybeDeferred(self._change, document)
+        outcome.addCallbacks(self._applied, self._failed)
+        return _respond(request, outcome)
 
-    def _apply(self, request, document):
-        try:
-            changes = self._live.apply(document)
-        except DocumentError as error:
-            return _answer(request, 422, {"error": "invalid document", "reasons": error.reasons})
-        except ReconcileError as error:
-            return _answer(request, 500, {"error": str(error), "failed": error.failed})
-        return _answer(
-            request, 200, {"generation": self._live.generation, "changes": changes.to_dict()}
-        )
+    def _applied(self, changes):
+        self._changing = False
+        return 200, {"generation": self._live.generation, "changes": changes.to_dict()}
+
+    def _failed(self, failure):
+        self._changing = False
+        if failure.check(DocumentError):
+            return 422, {"error": "invalid document", "reasons": failure.value.reasons}
+        return 500, {"error": failure.getErrorMessage(), "failed": getattr(failure.value, "failed", [])}
 
 
 def _if_match(request):
@@ -220,24 +246,24 @@ def _listener_status(listener):
 class _Status(Resource):
     isLeaf = True
 
-    def __init__(self, live):
+    def __init__(self, live, workers):
         super().__init__()
         self._live = live
+        self._workers = workers
 
     def render_GET(self, request):
         runtime = self._live.runtime
         listeners = [_listener_status(l) for l in runtime]
         draining = [_listener_status(l) for l in runtime.retiring()]
-        return _answer(
-            request,
-            200,
-            {
-                "generation": self._live.generation,
-                "listeners": listeners,
-                "draining": draining,
-                "rules": _served_rules(runtime, listeners + draining),
-            },
-        )
+        status = {
+            "generation": self._live.generation,
+            "listeners": listeners,
+            "draining": draining,
+            "rules": _served_rules(runtime, listeners + draining),
+        }
+        if self._workers is None:
+            return _answer(request, 200, status)
+        return _respond(request, self._workers.status(status).addCallback(lambda s: (200, s)))
 
 
 def _served_rules(runtime, listeners):

@@ -26,6 +26,7 @@ from l4plan.runtime.reconcile import LiveConfig
 from l4plan.runtime.routes import compile_document
 from l4plan.runtime.tcp import RelayFactory
 from l4plan.runtime.udp import MAX_DATAGRAM, UdpRelay
+from l4plan.runtime.workers import ParentWatch, Workers
 
 log = Logger()
 
@@ -36,37 +37,48 @@ def _is_ipv6_wildcard(address):
     return ipaddress.ip_address(address) == ipaddress.IPv6Address("::")
 
 
-def _v6only_socket(port, kind):
-    """A bound socket on [::] that leaves IPv4 to --bind: Linux makes [::] dual-stack."""
-    sock = socket.socket(socket.AF_INET6, kind)
+def _bound_socket(address, port, kind, reuse_port):
+    """A bound (for TCP, listening) socket. On [::] it leaves IPv4 to --bind
+    (Linux makes [::] dual-stack); with C{reuse_port} the processes of
+    `serve --workers N` share it and the kernel spreads clients over them."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, kind)
     try:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if _is_ipv6_wildcard(address):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("::", port))
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((address, port))
         if kind == socket.SOCK_STREAM:
             sock.listen(BACKLOG)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        raise CannotListenError("::", port, exc) from exc
+        raise CannotListenError(address, port, exc) from exc
     return sock
 
 
-def listen(reactor, key, server):
-    """Open the listener C{key} for C{server} (a factory, or a datagram protocol)."""
-    if not _is_ipv6_wildcard(key.address):
+def listen(reactor, key, server, reuse_port=False):
+    """Open the listener C{key} for C{server} (a factory, or a datagram protocol).
+
+    The reactor opens the socket itself unless it needs an option Twisted
+    does not set: IPV6_V6ONLY on [::], SO_REUSEPORT for workers.
+    """
+    if not reuse_port and not _is_ipv6_wildcard(key.address):
         if key.protocol == "tcp":
             return reactor.listenTCP(key.port, server, backlog=BACKLOG, interface=key.address)
         return reactor.listenUDP(
             key.port, server, interface=key.address, maxPacketSize=MAX_DATAGRAM
         )
     kind = socket.SOCK_STREAM if key.protocol == "tcp" else socket.SOCK_DGRAM
-    with _v6only_socket(key.port, kind) as sock:  # the reactor keeps its own copy
+    sock = _bound_socket(key.address, key.port, kind, reuse_port)
+    with sock:  # the reactor keeps its own copy
         if key.protocol == "tcp":
-            return reactor.adoptStreamPort(sock.fileno(), socket.AF_INET6, server)
+            return reactor.adoptStreamPort(sock.fileno(), sock.family, server)
         return reactor.adoptDatagramPort(
-            sock.fileno(), socket.AF_INET6, server, maxPacketSize=MAX_DATAGRAM
+            sock.fileno(), sock.family, server, maxPacketSize=MAX_DATAGRAM
         )
 
 
@@ -84,6 +96,12 @@ class Settings:
     max_connections: int = 10000
     max_sessions: int = 10000
     dns_ttl: float = 30.0
+    workers: int = 1
+
+    @property
+    def reuse_port(self):
+        """Every process of `serve --workers N` opens the edge ports with SO_REUSEPORT."""
+        return self.workers > 1
 
 
 class _Listener(Service):
@@ -99,7 +117,7 @@ class _Listener(Service):
     def bind(self):
         """Open the socket now (once); raises CannotListenError."""
         if self._port is None:
-            self._port = listen(self.reactor, self.key, self.server)
+            self._port = listen(self.reactor, self.key, self.server, self.reuse_port)
 
     def startService(self):
         self.bind()
@@ -116,6 +134,7 @@ class TcpListener(_Listener):
     def __init__(self, key, route, reactor, settings):
         self.key = key
         self.reactor = reactor
+        self.reuse_port = settings.reuse_port
         self.drain_timeout = settings.drain_timeout
         self.factory = self.server = RelayFactory(
             route,
@@ -163,6 +182,7 @@ class UdpListener(_Listener):
     def __init__(self, key, route, reactor, settings):
         self.key = key
         self.reactor = reactor
+        self.reuse_port = settings.reuse_port
         self.relay = self.server = UdpRelay(
             route, reactor, settings.udp_idle_timeout, settings.max_sessions
         )
@@ -292,29 +312,42 @@ class SignalHandler:
             self._runtime.abort_connections()
 
 
-def run(settings, reactor=None, out=sys.stdout, admin=None, token=None):
+def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=None):
     """Serve the document in C{settings.data_dir} until SIGTERM/SIGINT; exit status 0.
 
     C{admin} is an endpoint (L{admin.parse_endpoint}) for the admin API, which
-    needs C{token} when given. Raises L{l4plan.runtime.document.DocumentError} for a
-    bad document and L{twisted.internet.error.CannotListenError} when a port
-    is taken.
+    needs C{token} when given. With C{settings.workers} over 1 this process
+    also starts and supervises the other workers, and says "ready" once they
+    all serve; C{parent} is the fd of the pipe from main when this process is
+    one of those workers. Raises L{l4plan.runtime.document.DocumentError} for
+    a bad document and L{twisted.internet.error.CannotListenError} when a
+    port is taken.
     """
     if reactor is None:
         from twisted.internet import reactor
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     runtime = Runtime(reactor, settings)
     live = LiveConfig.restore(runtime, settings.data_dir)
+    workers = None
+    if settings.workers > 1 and parent is None:
+        workers = Workers(reactor, live, settings)
     if admin is not None:
-        admin_api.listen(reactor, admin, admin_api.make_site(live, token))
+        admin_api.listen(reactor, admin, admin_api.make_site(live, token, workers))
     runtime.startService()
     reactor.addSystemEventTrigger("before", "shutdown", runtime.stopService)
-    SignalHandler(reactor, runtime).install()
+    signals = SignalHandler(reactor, runtime if workers is None else workers)
+    signals.install()
     for listener in runtime:
         print(f"listening {listener.name}", file=out)
     if admin is not None:
         print(f"admin {':'.join(map(str, admin))}", file=out)
-    print("ready", file=out, flush=True)
+    if workers is not None:
+        workers.startService()
+        reactor.addSystemEventTrigger("before", "shutdown", workers.stopService)
+    if parent is not None:
+        reactor.addReader(ParentWatch(lambda: signals.handle("main exited"), parent))
+    ready = defer.succeed(None) if workers is None else workers.ready
+    ready.addCallback(lambda _: print("ready", file=out, flush=True))
     reactor.run(installSignalHandlers=False)
     print(
         json.dumps({"counters": runtime.metrics.snapshot()}, sort_keys=True), file=out, flush=True

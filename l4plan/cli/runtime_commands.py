@@ -106,6 +106,15 @@ def runtime():
     help="Seconds a resolved origin host name is reused.",
 )
 @click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes serving the edge ports together (SO_REUSEPORT, the kernel spreads "
+    "clients over them). This one is the first and the only one with the admin API; "
+    "it gives every change to all of them, all or nothing, and restarts one that dies.",
+)
+@click.option(
     "--admin",
     metavar="EP",
     help="Serve the admin API on unix:PATH (mode 0600, no token) or tcp:HOST:PORT "
@@ -121,9 +130,10 @@ def serve(admin, token_file, **options):
     """Run the proxy runtime in the foreground until SIGTERM or SIGINT.
 
     Prints one "listening PROTOCOL ADDRESS:PORT" line per edge socket, the
-    admin endpoint, then "ready". On SIGTERM/SIGINT it stops accepting, lets
-    TCP connections drain for --drain-timeout seconds (a second signal closes
-    them at once), prints the per-rule counters as one JSON line and exits 0.
+    admin endpoint, then "ready" (once every worker serves). On SIGTERM/SIGINT
+    it stops accepting, lets TCP connections drain for --drain-timeout seconds
+    (a second signal closes them at once), stops the other workers the same
+    way, prints its per-rule counters as one JSON line and exits 0.
     """
     # Twisted is imported only when a runtime runs, not for every l4plan command.
     from twisted.internet.error import CannotListenError

@@ -1,0 +1,22 @@
+"""A child worker of `l4plan runtime serve --workers N`, started by main.
+
+usage: python -m l4plan.runtime.worker SETTINGS_JSON ADMIN_SOCKET
+
+SETTINGS_JSON are main's settings with a private data dir; stdin is a pipe
+from main, whose end stops this worker (see L{l4plan.runtime.workers}).
+"""
+
+import json
+import os
+import sys
+
+from l4plan.runtime.serve import Settings, run
+
+
+def main(settings_json, admin_socket):
+    os.setpgid(0, 0)  # a terminal's Ctrl-C reaches main alone, which stops the workers once
+    return run(Settings(**json.loads(settings_json)), admin=("unix", admin_socket), parent=0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(*sys.argv[1:]))

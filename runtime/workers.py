@@ -1,0 +1,317 @@
+# -*- test-case-name: tests.runtime.test_runtime_workers -*-
+"""`serve --workers N`: N processes serving the same ports, all reconfigured.
+
+Every edge socket is opened with SO_REUSEPORT, so the kernel spreads new
+connections and UDP clients over the processes. The main process is worker 0
+and the supervisor: it alone serves the admin API and persists the document
+in --data-dir. Child worker K runs `python -m l4plan.runtime.worker` on a
+private copy of that document (D/workers/K) with a private admin socket
+(D/workers/K.sock, mode 0600), through which main hands it every change.
+
+A change is all or nothing: main reconciles first (this validates and binds),
+then every child; when one fails, every process goes back to the previous
+document. A child that dies, or whose state is unknown after a failure, is
+started again with the current document. A child stops, as on SIGTERM, when
+its stdin (a pipe from main) closes, so none outlives main, even a killed one.
+"""
+
+import io
+import json
+import os
+import shutil
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from twisted.application.service import Service
+from twisted.internet import defer, error, main, protocol
+from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.logger import Logger
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
+
+from l4plan.runtime.document import APPLIED_FILE, DocumentError
+from l4plan.runtime.reconcile import GENERATION_FILE, ReconcileError
+
+log = Logger()
+
+RESTART_DELAY = 1.0  # seconds before a dead child is started again: no busy crash loop
+REQUEST_TIMEOUT = 60.0  # a child that takes longer to answer counts as failed
+
+
+class WorkerError(Exception):
+    """A child worker did not do what it was asked."""
+
+
+@implementer(IAgentEndpointFactory)
+class _UnixSocket:
+    def __init__(self, reactor, path):
+        self._reactor = reactor
+        self._path = path
+
+    def endpointForURI(self, uri):
+        return UNIXClientEndpoint(self._reactor, self._path)
+
+
+class ChildClient:
+    """JSON requests to the admin socket of one child."""
+
+    def __init__(self, reactor, path):
+        self._reactor = reactor
+        pool = HTTPConnectionPool(reactor)  # one kept connection: no factory log per request
+        self._agent = Agent.usingEndpointFactory(reactor, _UnixSocket(reactor, path), pool)
+
+    def request(self, method, path, body=None, generation=None):
+        """A Deferred of the JSON answer; fails with L{WorkerError} unless 200."""
+        d = self._request(method, path, body, generation)
+        return d.addTimeout(REQUEST_TIMEOUT, self._reactor)
+
+    @defer.inlineCallbacks
+    def _request(self, method, path, body, generation):
+        headers = Headers({} if generation is None else {b"if-match": [b"%d" % generation]})
+        producer = None if body is None else FileBodyProducer(io.BytesIO(json.dumps(body).encode()))
+        response = yield self._agent.request(method, b"http://worker" + path, headers, producer)
+        answer = json.loads((yield readBody(response)))
+        if response.code != 200:
+            reasons = answer.get("failed") or answer.get("reasons") or []
+            raise WorkerError("; ".join([f"{response.code} {answer.get('error')}", *reasons]))
+        return answer
+
+
+class Child(protocol.ProcessProtocol):
+    """Child worker C{index}: its process (while alive), the generation of main's
+    document it serves (None until it got it) and its admin client."""
+
+    def __init__(self, index, client, on_ready, on_end):
+        self.index = index
+        self.client = client
+        self.pid = None
+        self.generation = None
+        self._on_ready = on_ready
+        self._on_end = on_end
+        self._output = b""
+
+    def connectionMade(self):
+        self.pid = self.transport.pid
+
+    def outReceived(self, data):
+        """Announce the child once it prints "ready" (it serves its listeners)."""
+        if self._output is not None:
+            self._output += data
+            if b"ready\n" in self._output:
+                self._output = None
+                self._on_ready(self)
+
+    def processEnded(self, reason):
+        self.pid, self.generation, self._output = None, None, b""
+        self._on_end(self, reason.value)
+
+    @defer.inlineCallbacks
+    def sync(self, document, generation):
+        """Make the child serve C{document}, main's C{generation}."""
+        current = yield self.client.request(b"GET", b"/v1/config")
+        if current["config"] != document:
+            yield self.client.request(b"PUT", b"/v1/config", document, current["generation"])
+        self.generation = generation
+
+    def signal(self, name):
+        """Send signal C{name} ("TERM", "KILL") if the process still runs."""
+        try:
+            self.transport.signalProcess(name)
+        except error.ProcessExitedAlready:
+            pass
+
+
+class Workers(Service):
+    """Main's side of the workers: it starts and restarts the children and
+    applies every change to them after C{live} (main's L{LiveConfig}).
+
+    C{ready} fires once every child served the current document.
+    """
+
+    def __init__(self, reactor, live, settings, clients=ChildClient):
+        self._reactor = reactor
+        self._live = live
+        self._settings = settings
+        self._root = Path(settings.data_dir) / "workers"
+        self._lock = defer.DeferredLock()  # one change at a time, child (re)starts included
+        self._restarts = {}
+        self._ended = {}
+        self.ready = defer.Deferred()
+        self.children = [
+            Child(index, clients(reactor, self._socket(index)), self._joined, self._exited)
+            for index in range(1, settings.workers)
+        ]
+
+    def _socket(self, index):
+        return str(self._root / f"{index}.sock")
+
+    def startService(self):
+        super().startService()
+        for child in self.children:
+            self._spawn(child)
+
+    def stopService(self):
+        """Stop every child (each drains like main); fires once all have exited."""
+        super().stopService()
+        for call in self._restarts.values():
+            call.cancel()
+        self._restarts.clear()
+        for child in self.children:
+            child.signal("TERM")
+        return defer.DeferredList(list(self._ended.values()))
+
+    def abort_connections(self):
+        """A second SIGTERM/SIGINT: main and every child close their connections now."""
+        self._live.runtime.abort_connections()
+        for child in self.children:
+            child.signal("TERM")
+
+    def _spawn(self, child):
+        """Start C{child} on a copy of the document main has saved."""
+        self._restarts.pop(child.index, None)
+        data_dir = self._root / str(child.index)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        for name in (APPLIED_FILE, GENERATION_FILE):
+            if (Path(self._settings.data_dir) / name).exists():
+                shutil.copyfile(Path(self._settings.data_dir) / name, data_dir / name)
+        settings = json.dumps(asdict(replace(self._settings, data_dir=str(data_dir))))
+        self._ended[child.index] = defer.Deferred()
+        self._reactor.spawnProcess(
+            child,
+            sys.executable,
+            [sys.executable, "-m", "l4plan.runtime.worker", settings, self._socket(child.index)],
+            env=os.environ,
+            childFDs={0: "w", 1: "r", 2: 2},
+        )
+
+    def _joined(self, child):
+        d = self._lock.run(child.sync, self._live.document, self._live.generation)
+        d.addCallbacks(self._served, self._discard, (child,), None, (child,))
+
+    def _served(self, _, child):
+        log.info("worker {index} (pid {pid}) serves", index=child.index, pid=child.pid)
+        if not self.ready.called and all(c.generation is not None for c in self.children):
+            self.ready.callback(None)
+
+    def _discard(self, failure, child):
+        """A child whose document is unknown or wrong is killed, so it starts again."""
+        log.error("worker {index}: {why}; restarting it", index=child.index, why=failure.value)
+        child.signal("KILL")
+
+    def _exited(self, child, reason):
+        self._ended.pop(child.index).callback(None)
+        if not self.running:
+            return
+        log.error("worker {index} exited ({reason}); restarting it", index=child.index, reason=reason)
+        self._restarts[child.index] = self._reactor.callLater(RESTART_DELAY, self._spawn, child)
+
+    def apply(self, document):
+        """Like L{LiveConfig.apply}, on every process: a Deferred of main's changes."""
+        return self._lock.run(self._apply, document)
+
+    @defer.inlineCallbacks
+    def _apply(self, document):
+        previous = self._live.document
+        changes = self._live.apply(document)
+        failed = yield self._sync(self._serving(), document)
+        if failed:
+            yield self._roll_back(previous)
+            raise ReconcileError(
+                "a worker could not apply the document, so every worker went back to the previous one",
+                [f"worker {child.index}: {why.getErrorMessage()}" for child, why in failed],
+            )
+        return changes
+
+    def _serving(self):
+        return [child for child in self.children if child.generation is not None]
+
+    @defer.inlineCallbacks
+    def _sync(self, children, document):
+        """Give C{document} (main's) to C{children}, together: [(child, Failure)] of those that failed."""
+        generation = self._live.generation
+        results = yield defer.DeferredList(
+            [child.sync(document, generation) for child in children], consumeErrors=True
+        )
+        return [(child, why) for child, (ok, why) in zip(children, results) if not ok]
+
+    @defer.inlineCallbacks
+    def _roll_back(self, previous):
+        """Main and every child back to C{previous}; a child that cannot is restarted."""
+        try:
+            self._live.apply(previous)
+        except (DocumentError, ReconcileError) as why:
+            log.error("main could not go back to the previous document: {why}", why=why)
+        for child, why in (yield self._sync(self._serving(), self._live.document)):
+            self._discard(why, child)
+
+    @defer.inlineCallbacks
+    def status(self, own):
+        """C{own} (main's status) with the workers and the counters of all of them."""
+        serving = self._serving()
+        results = yield defer.DeferredList(
+            [child.client.request(b"GET", b"/v1/status") for child in serving], consumeErrors=True
+        )
+        answers = {child.index: why for child, (ok, why) in zip(serving, results) if ok}
+        return merge_status(own, [(child, answers.get(child.index)) for child in self.children])
+
+
+def merge_status(own, children):
+    """Main's status C{own} plus C{children} [(L{Child}, its status or None)]:
+    "workers" lists every process; open connections and counters are summed."""
+    merged = json.loads(json.dumps(own))
+    workers = [_worker_entry(0, os.getpid(), own["generation"], own)]
+    for child, status in children:
+        workers.append(_worker_entry(child.index, child.pid, child.generation, status))
+        for section in ("listeners", "draining"):
+            _add_active(merged[section], (status or {}).get(section, []))
+        for rule, counters in (status or {}).get("rules", {}).items():
+            total = merged["rules"].setdefault(rule, dict.fromkeys(counters, 0))
+            for name, value in counters.items():
+                total[name] += value
+    merged["workers"] = workers
+    return merged
+
+
+def _worker_entry(index, pid, generation, status):
+    rules = (status or {}).get("rules", {}).values()
+    return {
+        "worker": index,
+        "pid": pid,
+        "alive": pid is not None,
+        "generation": generation,
+        "opened": sum(c["opened"] for c in rules),
+        "active": sum(c["active"] for c in rules),
+    }
+
+
+def _add_active(listeners, others):
+    active = {}
+    for listener in others:
+        active[listener["name"]] = active.get(listener["name"], 0) + listener["active"]
+    for listener in listeners:
+        listener["active"] += active.get(listener["name"], 0)
+
+
+class ParentWatch:
+    """Reads a child worker's stdin, a pipe from main: its end means main is gone
+    (however it ended), and C{stop} is called so the child drains and exits."""
+
+    def __init__(self, stop, fd=0):
+        self._stop = stop
+        self._fd = fd
+
+    def fileno(self):
+        return self._fd
+
+    def doRead(self):
+        if not os.read(self._fd, 4096):
+            return main.CONNECTION_DONE
+
+    def connectionLost(self, reason):
+        self._stop()
+
+    def logPrefix(self):
+        return "main"

@@ -1,0 +1,304 @@
+"""`serve --workers N`: the pure parts in memory, then real processes on loopback."""
+
+import os
+import signal
+import socket
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from twisted.internet import defer
+from twisted.internet.error import CannotListenError
+
+from l4plan.admin_client import AdminClient
+from l4plan.runtime.reconcile import ReconcileError
+from l4plan.runtime.serve import Settings, _bound_socket
+from l4plan.runtime.workers import ParentWatch, WorkerError, Workers, merge_status
+from runtime_helpers import connect, free_ports, make_document, make_rule, recv_line
+
+# --- in memory ---------------------------------------------------------------
+
+
+class FakeLive:
+    """A LiveConfig serving a document (here a string) that changes on apply."""
+
+    def __init__(self):
+        self.document, self.generation = "old", 1
+
+    def apply(self, document):
+        self.document, self.generation = document, self.generation + 1
+        return f"changes to {document}"
+
+
+class FakeClient:
+    """A child's admin API: GET and PUT of /v1/config; a PUT fails when told."""
+
+    def __init__(self, reactor, path):
+        self.path, self.config, self.puts, self.fails = path, "old", [], False
+
+    def request(self, method, path, body=None, generation=None):
+        if method == b"GET":
+            return defer.succeed({"config": self.config, "generation": 7})
+        if self.fails:
+            return defer.fail(WorkerError("500 cannot save the document"))
+        self.config = body
+        self.puts.append(body)
+        return defer.succeed({"generation": generation + 1})
+
+
+def serving_workers(tmp_path, count=3):
+    workers = Workers(None, FakeLive(), Settings(data_dir=str(tmp_path), workers=count), FakeClient)
+    for child in workers.children:
+        child.generation = 1
+    return workers
+
+
+def outcome(d):
+    results = []
+    d.addBoth(results.append)
+    return results[0]
+
+
+def test_children_get_private_sockets_in_the_data_dir(tmp_path):
+    """Child K's admin socket is D/workers/K.sock; main (worker 0) is no child."""
+    workers = serving_workers(tmp_path, count=3)
+    assert [c.client.path for c in workers.children] == [
+        str(tmp_path / "workers" / "1.sock"),
+        str(tmp_path / "workers" / "2.sock"),
+    ]
+
+
+def test_a_change_reaches_main_then_every_child(tmp_path):
+    """Main applies first; every child is given the document main now serves."""
+    workers = serving_workers(tmp_path)
+    assert outcome(workers.apply("new")) == "changes to new"
+    assert [c.client.config for c in workers.children] == ["new", "new"]
+    assert [c.generation for c in workers.children] == [2, 2]
+
+
+def test_a_failing_child_takes_every_process_back(tmp_path):
+    """When one child fails, main and the children already changed go back; the
+    failure names the child."""
+    workers = serving_workers(tmp_path)
+    workers.children[1].client.fails = True
+    failure = outcome(workers.apply("new"))
+    assert failure.check(ReconcileError)
+    assert failure.value.failed == ["worker 2: 500 cannot save the document"]
+    assert workers._live.document == "old"
+    assert [c.client.puts for c in workers.children] == [["new", "old"], []]
+
+
+def test_an_invalid_document_reaches_no_child(tmp_path):
+    """Main's refusal is the answer; no child is asked."""
+    workers = serving_workers(tmp_path)
+
+    def refuse(document):
+        raise ReconcileError("port in use", ["tcp 127.0.0.1:7000: in use"])
+
+    workers._live.apply = refuse
+    assert outcome(workers.apply("new")).check(ReconcileError)
+    assert [c.client.puts for c in workers.children] == [[], []]
+
+
+def test_status_lists_workers_and_sums_their_counters():
+    """Open connections per listener and counters per rule are summed over processes."""
+    counters = dict.fromkeys(
+        ["opened", "active", "refused", "denied", "bytes_in", "bytes_out", "origin_failures"], 0
+    )
+    listener = {"name": "tcp 127.0.0.1:7000", "active": 1}
+    own = {
+        "generation": 3,
+        "listeners": [dict(listener)],
+        "draining": [],
+        "rules": {"app/tcp/7000": dict(counters, opened=2, active=1)},
+    }
+    child = type("Child", (), {"index": 1, "pid": 4242, "generation": 3})
+    dead = type("Child", (), {"index": 2, "pid": None, "generation": None})
+    other = dict(own, rules={"app/tcp/7000": dict(counters, opened=5, active=2)})
+    merged = merge_status(own, [(child, other), (dead, None)])
+    assert merged["listeners"] == [dict(listener, active=2)]
+    assert merged["rules"]["app/tcp/7000"]["opened"] == 7
+    assert merged["rules"]["app/tcp/7000"]["active"] == 3
+    assert merged["workers"] == [
+        {"worker": 0, "pid": os.getpid(), "alive": True, "generation": 3, "opened": 2, "active": 1},
+        {"worker": 1, "pid": 4242, "alive": True, "generation": 3, "opened": 5, "active": 2},
+        {"worker": 2, "pid": None, "alive": False, "generation": None, "opened": 0, "active": 0},
+    ]
+    assert own["rules"]["app/tcp/7000"]["opened"] == 2
+
+
+def test_parent_watch_stops_when_the_pipe_from_main_closes():
+    """EOF on the pipe from main means main is gone: the worker is told to stop."""
+    stopped = []
+    read_end, write_end = os.pipe()
+    watch = ParentWatch(lambda: stopped.append(True), read_end)
+    os.write(write_end, b"x")
+    assert watch.doRead() is None
+    os.close(write_end)
+    reason = watch.doRead()
+    assert reason is not None
+    watch.connectionLost(reason)
+    assert stopped == [True]
+    os.close(read_end)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::"])
+@pytest.mark.parametrize("kind", [socket.SOCK_STREAM, socket.SOCK_DGRAM])
+def test_reuse_port_shares_a_port_only_between_workers(address, kind):
+    """Sockets with SO_REUSEPORT share a port; one opened without it cannot join."""
+    (port,) = free_ports(1)
+    first = _bound_socket(address, port, kind, reuse_port=True)
+    second = _bound_socket(address, port, kind, reuse_port=True)
+    with first, second, pytest.raises(CannotListenError):
+        _bound_socket(address, port, kind, reuse_port=False)
+
+
+# --- real processes ----------------------------------------------------------
+
+
+@pytest.fixture
+def workers_runtime(start_runtime, tmp_path):
+    """Start `serve --workers N --admin unix:...`: (process, admin client, data dir).
+
+    The children are killed by pid in teardown should they outlive main.
+    """
+    started = []
+
+    def start(document, count=2):
+        proc = start_runtime(
+            document,
+            "--workers",
+            count,
+            "--admin",
+            f"unix:{tmp_path}/admin.sock",
+            "--drain-timeout",
+            1,
+        )
+        client = AdminClient(f"unix:{tmp_path}/admin.sock", timeout=30)
+        started.extend(w["pid"] for w in workers_of(client)[1:])
+        return proc, client, Path(proc.args[proc.args.index("--data-dir") + 1])
+
+    yield start
+    for pid in started:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def workers_of(client):
+    return client.request("GET", "/v1/status").body["workers"]
+
+
+def alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def origins_reached(port, count):
+    """Open C{count} connections to C{port}: how many each origin port greeted."""
+    reached = Counter()
+    for _ in range(count):
+        with connect("127.0.0.1", port) as sock:
+            reached[int(recv_line(sock).split()[1])] += 1
+    return reached
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def put(client, document):
+    generation = client.request("GET", "/v1/config").body["generation"]
+    return client.request("PUT", "/v1/config", document, {"If-Match": str(generation)})
+
+
+def tcp_document(edge, origin):
+    return make_document([make_rule(str(edge), [(edge, [origin])])])
+
+
+def test_workers_share_connections_and_every_change_then_stop(
+    processes, start_origin, workers_runtime
+):
+    """Both processes accept connections, a PUT reaches both (no new connection
+    reaches the old origin), and SIGTERM stops main and its child, exit 0."""
+    edge, old, new = free_ports(3)
+    start_origin("greet", "127.0.0.1", old, new)
+    runtime, client, _ = workers_runtime(tcp_document(edge, old))
+    assert origins_reached(edge, 60) == {old: 60}
+    workers = workers_of(client)
+    assert [w["opened"] > 0 for w in workers] == [True, True]
+    assert sum(w["opened"] for w in workers) == 60
+
+    answer = put(client, tcp_document(edge, new))
+    assert answer.status == 200
+    assert origins_reached(edge, 50) == {new: 50}
+    assert {w["generation"] for w in workers_of(client)} == {answer.body["generation"]}
+
+    child = workers[1]["pid"]
+    status, _ = processes.stop(runtime)
+    assert status == 0
+    assert not alive(child)
+
+
+def test_a_port_in_use_changes_no_worker(start_origin, workers_runtime):
+    """A new port taken by a socket without SO_REUSEPORT fails the PUT; every
+    worker keeps the document and generation it had."""
+    edge, taken, old = free_ports(3)
+    start_origin("greet", "127.0.0.1", old)
+    document = tcp_document(edge, old)
+    _, client, data_dir = workers_runtime(document)
+    before = client.request("GET", "/v1/config").body
+    child = AdminClient(f"unix:{data_dir}/workers/1.sock", timeout=30)
+    child_before = child.request("GET", "/v1/config").body
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", taken))
+        holder.listen()
+        rules = document["applications"]["app"]["rules"] + [make_rule(str(taken), [(taken, [old])])]
+        answer = put(client, make_document(rules))
+    assert answer.status == 500
+    assert client.request("GET", "/v1/config").body == before
+    assert child.request("GET", "/v1/config").body == child_before
+    assert origins_reached(edge, 20) == {old: 20}
+
+
+def test_a_child_that_fails_takes_every_worker_back(start_origin, workers_runtime):
+    """When a child cannot apply (here: cannot save its copy), main goes back to
+    the previous document too and no connection reaches the new origin."""
+    edge, old, new = free_ports(3)
+    start_origin("greet", "127.0.0.1", old, new)
+    _, client, data_dir = workers_runtime(tcp_document(edge, old))
+    (data_dir / "workers" / "1" / "generation.json").mkdir()
+    answer = put(client, tcp_document(edge, new))
+    assert answer.status == 500
+    assert answer.body["failed"][0].startswith("worker 1: 500 cannot save the document")
+    assert client.request("GET", "/v1/config").body["config"] == tcp_document(edge, old)
+    assert origins_reached(edge, 50) == {old: 50}
+
+
+def test_a_killed_child_is_restarted_and_gets_changes(start_origin, workers_runtime):
+    """SIGKILL to a child: main starts another that serves and follows the next PUT."""
+    edge, old, new = free_ports(3)
+    start_origin("greet", "127.0.0.1", old, new)
+    _, client, _ = workers_runtime(tcp_document(edge, old))
+    killed = workers_of(client)[1]["pid"]
+    os.kill(killed, signal.SIGKILL)
+    wait_for(lambda: workers_of(client)[1]["pid"] not in (None, killed))
+    wait_for(lambda: workers_of(client)[1]["generation"] is not None)
+    assert put(client, tcp_document(edge, new)).status == 200
+    assert origins_reached(edge, 60) == {new: 60}
+    assert all(w["opened"] > 0 for w in workers_of(client))
+
+
+def test_children_exit_when_main_is_killed(processes, workers_runtime):
+    """Main killed with SIGKILL leaves no worker behind: the pipe from it closes."""
+    edge, origin = free_ports(2)
+    runtime, client, _ = workers_runtime(tcp_document(edge, origin), count=3)
+    children = [w["pid"] for w in workers_of(client)[1:]]
+    processes.stop(runtime, sig=signal.SIGKILL)
+    wait_for(lambda: not any(alive(pid) for pid in children))
