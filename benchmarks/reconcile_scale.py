@@ -45,7 +45,9 @@ def _application(name, edge_from, edge_to, origin_port):
                 "origin_port": str(origin_port),
                 "client_ip_passthrough": "off",
                 "comment": "",
-                "ports": [{"edge": p, "origin": [origin_port]} for p in range(edge_from, edge_to + 1)],
+                "ports": [
+                    {"edge": p, "origin": [origin_port]} for p in range(edge_from, edge_to + 1)
+                ],
             }
         ],
     }
@@ -113,7 +115,7 @@ def measure(reactor, args):
         small = one_rule_applies(live, 1, args.base)
     finally:
         stopped = runtime.stopService()
-    for (seconds, listeners) in (large, small):
+    for seconds, listeners in (large, small):
         print(f"one-rule apply at {listeners:6d} listeners: {seconds * 1000:8.2f} ms")
     print(f"ratio: {large[0] / small[0]:.1f} for {large[1] / small[1]:.0f}x the listeners")
     return stopped.addBoth(lambda result: data.cleanup() or result)

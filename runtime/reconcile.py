@@ -10,8 +10,10 @@ switched, so a bind or disk failure changes nothing. Removed listeners stop
 accepting at once; their TCP connections drain for the drain timeout and
 their UDP sessions end at once (the edge socket they answer from is gone).
 
-Socket work is proportional to the change: only added and removed listeners
-touch the kernel. The document is compiled whole, which is cheap.
+Work is proportional to the change: only added and removed listeners touch
+the kernel, and only the applications that changed (or whose load balancers
+or access rules changed) are compiled, signed and compared again; the others
+keep their Route and Rule objects, so their listeners are not even touched.
 """
 
 import json

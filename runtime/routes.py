@@ -78,7 +78,10 @@ class Compiled:
         return {k: r for app in self.applications.values() for k, r in app.routes.items()}
 
 
-NOTHING = Compiled({"load_balancers": {}, "ip_access_rules": None, "applications": {}}, {}, {}, None, [])
+# Nothing served: its access rules (None) equal no document's, so the first compile builds them.
+NOTHING = Compiled(
+    {"load_balancers": {}, "ip_access_rules": None, "applications": {}}, {}, {}, None, []
+)
 
 
 def _origin(rule, balancers, hosts):
@@ -153,17 +156,23 @@ def compile_document(document, bind, bind6, hosts, metrics, previous=NOTHING):
     unless it, a load balancer it uses, or the access rules it checks changed.
     """
     balancers = {
-        name: previous.balancers[name]
-        if previous.document["load_balancers"].get(name) == spec
-        else origins.LoadBalancer(spec, hosts)
+        name: (
+            previous.balancers[name]
+            if previous.document["load_balancers"].get(name) == spec
+            else origins.LoadBalancer(spec, hosts)
+        )
         for name, spec in document["load_balancers"].items()
     }
     same_access = previous.document["ip_access_rules"] == document["ip_access_rules"]
     access = previous.access if same_access else AccessList(document["ip_access_rules"])
     applications = {
-        name: previous.applications[name]
-        if _unchanged(name, app, previous, balancers, same_access)
-        else compile_application(name, app, balancers, access, bind, bind6, hosts, metrics)
+        name: (
+            previous.applications[name]
+            if _unchanged(name, app, previous, balancers, same_access)
+            else compile_application(name, app, balancers, access, bind, bind6, hosts, metrics)
+        )
         for name, app in document["applications"].items()
     }
-    return Compiled(document, applications, balancers, access, health_checks(applications, balancers))
+    return Compiled(
+        document, applications, balancers, access, health_checks(applications, balancers)
+    )

@@ -9,7 +9,8 @@ from twisted.python.failure import Failure
 
 from l4plan.runtime import document as runtime_document
 from l4plan.runtime.reconcile import LiveConfig, ReconcileError, load_generation, signatures
-from l4plan.runtime.routes import ListenerKey
+from l4plan.runtime.metrics import Metrics
+from l4plan.runtime.routes import ListenerKey, compile_document
 from l4plan.runtime.serve import Runtime, Settings
 from runtime_helpers import Transport, UdpReactor, lb_rule, make_document, make_rule
 
@@ -226,3 +227,179 @@ def test_origin_health_survives_a_reconcile(live):
     live.apply(doc(lb_rule(7000, 17000), tcp(7002, 17002), load_balancers=pool))
     backends = live.runtime.listeners()[TCP_7000].factory.route.rule.origin.backends
     assert [b.healthy for b in backends] == [False, True]
+
+
+POOL = {
+    "algorithm": "round_robin",
+    "origins": [{"address": "192.0.2.1", "weight": 1}],
+    "health_check": {"interval": 5, "timeout": 1, "unhealthy_threshold": 1, "healthy_threshold": 1},
+}
+OFFICE = [{"name": "office", "action": "deny", "sources": ["10.0.0.0/8"], "priority": 1}]
+
+
+def apps(document, **extra):
+    """C{document} with more applications, each one rule: name=rule."""
+    for name, rule in extra.items():
+        app = dict(document["applications"]["app"], domain=f"{name}.example.com", rules=[rule])
+        document["applications"][name] = app
+    return document
+
+
+def route(live, port):
+    return live.runtime.listeners()[ListenerKey("tcp", "127.0.0.1", port)].factory.route
+
+
+def test_unchanged_application_keeps_its_routes_and_counters(live):
+    """Changing one application leaves the Route and Rule objects (and so the
+    counters) of the others as they are; the changed one keeps its counters by key."""
+    live.apply(apps(doc(tcp(7000, 17000)), other=tcp(7002, 17002)))
+    kept, changed = route(live, 7002), route(live, 7000)
+    kept.rule.counters.opened = 3
+    changed.rule.counters.opened = 5
+
+    changes = live.apply(apps(doc(tcp(7000, 17500)), other=tcp(7002, 17002)))
+
+    assert changes.to_dict()["updated"] == ["tcp 127.0.0.1:7000"]
+    assert route(live, 7002) is kept and route(live, 7000) is not changed
+    assert route(live, 7000).rule.counters.opened == 5
+    assert live.runtime.metrics.snapshot()["other/tcp/7002"]["opened"] == 3
+
+
+def test_changed_load_balancer_updates_the_applications_using_it(live):
+    """An application whose load balancer changed is compiled again and reported;
+    one that does not use it keeps its routes; the health check checks the new one."""
+    live.apply(
+        apps(doc(lb_rule(7000, 17000), load_balancers={"pool": POOL}), other=tcp(7002, 17002))
+    )
+    other = route(live, 7002)
+    pool = dict(POOL, origins=[{"address": "192.0.2.9", "weight": 1}])
+
+    changes = live.apply(
+        apps(doc(lb_rule(7000, 17000), load_balancers={"pool": pool}), other=tcp(7002, 17002))
+    )
+
+    assert changes.to_dict()["updated"] == ["tcp 127.0.0.1:7000"]
+    balancer = route(live, 7000).rule.origin
+    assert [b.address for b in balancer.backends] == ["192.0.2.9"]
+    assert route(live, 7002) is other
+    assert live.runtime._health_checks == [(balancer, 17000)]
+
+
+def test_unchanged_load_balancer_is_shared_with_a_changed_application(live):
+    """A changed application using an unchanged load balancer gets the same
+    object as the unchanged ones (one health, one rotation), restored or applied."""
+    pools = {"pool": POOL}
+    live.apply(apps(doc(lb_rule(7000, 17000), load_balancers=pools), other=lb_rule(7002, 17002)))
+    balancer = route(live, 7002).rule.origin
+
+    live.apply(apps(doc(lb_rule(7000, 16000), load_balancers=pools), other=lb_rule(7002, 17002)))
+
+    assert route(live, 7000).rule.origin is balancer is route(live, 7002).rule.origin
+    assert live.runtime._health_checks == [(balancer, 16000)]
+
+
+def test_health_check_port_follows_a_partial_change(live):
+    """The probe port is the lowest TCP origin port over all applications, changed or not."""
+    pools = {"pool": POOL}
+    live.apply(apps(doc(lb_rule(7000, 17000), load_balancers=pools), other=lb_rule(7002, 15000)))
+    assert [port for _, port in live.runtime._health_checks] == [15000]
+
+    live.apply(apps(doc(lb_rule(7000, 17000), load_balancers=pools), other=tcp(7002, 15000)))
+
+    assert [port for _, port in live.runtime._health_checks] == [17000]
+
+
+def test_changed_access_rules_update_only_applications_checking_them(live):
+    """New access rules reach the WAF applications; the others keep their routes."""
+
+    def document(acl):
+        result = apps(doc(tcp(7000, 17000), acl=acl, waf=True), other=tcp(7002, 17002))
+        result["applications"]["other"]["waf_ip_access_control"] = False
+        return result
+
+    live.apply(document([]))
+    other = route(live, 7002)
+
+    changes = live.apply(document(OFFICE))
+
+    assert changes.to_dict()["updated"] == ["tcp 127.0.0.1:7000"]
+    assert not route(live, 7000).rule.acl.allows("10.1.2.3")
+    assert route(live, 7002) is other and other.rule.acl is None
+
+
+def test_application_moving_a_port_to_another_keeps_the_listener(live):
+    """An edge port moved between two changed applications is one listener, updated."""
+    live.apply(apps(doc(tcp(7000, 17000)), other=tcp(7002, 17002)))
+    kept = live.runtime.listeners()[TCP_7000]
+
+    changes = live.apply(apps(doc(tcp(7003, 17003)), other=tcp(7000, 17000)))
+
+    assert changes.to_dict() == {
+        "added": ["tcp 127.0.0.1:7003"],
+        "removed": ["tcp 127.0.0.1:7002"],
+        "updated": ["tcp 127.0.0.1:7000"],
+    }
+    assert live.runtime.listeners()[TCP_7000] is kept
+    assert kept.factory.route.rule.key == "other/tcp/7000"
+
+
+def test_first_reconcile_after_restore_reuses_what_was_loaded(live, tmp_path):
+    """A restored runtime's listeners are reused by its first reconcile."""
+    document = apps(doc(tcp(7000, 17000)), other=tcp(7002, 17002))
+    live.apply(document)
+    runtime = Runtime(Reactor(), Settings(data_dir=str(tmp_path)))
+    restored = LiveConfig.restore(runtime, tmp_path)
+    other = runtime.listeners()[ListenerKey("tcp", "127.0.0.1", 7002)].factory.route
+
+    changes = restored.apply(apps(doc(tcp(7000, 17500)), other=tcp(7002, 17002)))
+
+    assert changes.to_dict()["updated"] == ["tcp 127.0.0.1:7000"]
+    assert runtime.listeners()[ListenerKey("tcp", "127.0.0.1", 7002)].factory.route is other
+
+
+def test_partial_compile_serves_what_a_whole_compile_would(live):
+    """After a series of partial changes every listener serves what compiling
+    the last document whole gives (rule, origin, access, origin ports)."""
+    pools = {"pool": POOL}
+    steps = [
+        apps(doc(tcp(7000, 17000), load_balancers=pools), other=lb_rule(7002, 17002)),
+        apps(
+            doc(tcp(7000, 17000), acl=OFFICE, waf=True, load_balancers=pools),
+            other=lb_rule(7002, 17002),
+        ),
+        apps(
+            doc(udp(7000, 17000), acl=OFFICE, load_balancers=pools),
+            other=lb_rule(7002, 16002),
+            third=tcp(7004, 17004),
+        ),
+        apps(
+            doc(tcp(7000, 17100), load_balancers={"pool": dict(POOL, algorithm="source_hash")}),
+            other=lb_rule(7002, 16002),
+        ),
+    ]
+    for document in steps:
+        live.apply(document)
+        whole = compile_document(document, "127.0.0.1", "::1", live.runtime.hosts, Metrics())
+
+        def served(route):
+            rule, origin = route.rule, route.rule.origin
+            return (
+                rule.key,
+                rule.protocol,
+                rule.passthrough,
+                rule.keepalive,
+                rule.acl is None,
+                rule.acl is not None and rule.acl.allows("10.1.2.3"),
+                getattr(origin, "host", None),
+                [b.address for b in getattr(origin, "backends", [])],
+                getattr(origin, "_choose", None),
+                route.origin_ports,
+            )
+
+        listeners = live.runtime.listeners()
+        assert sorted(map(str, listeners)) == sorted(map(str, whole.routes))
+        for key, route in whole.routes.items():
+            assert served(listeners[key].server.route) == served(route)
+        assert [(lb.backends[0].address, port) for lb, port in live.runtime._health_checks] == [
+            (lb.backends[0].address, port) for lb, port in whole.health_checks
+        ]
