@@ -5,16 +5,18 @@ Shaped like twisted.protocols.portforward: the client leg stops reading until
 the origin answers, then each transport is registered as the producer of the
 other, so a slow reader on either side pauses the opposite socket instead of
 growing a buffer. Both legs are half-closeable: a FIN from one side becomes a
-write shutdown towards the other.
+write shutdown towards the other. On Linux, once the header is sent, the
+bytes are relayed by the kernel (L{splice.SpliceRelay}) with the same
+half-close, counters and timeouts; the producer wiring above is the fallback.
 """
 
-from twisted.internet import defer, protocol, tcp
+from twisted.internet import defer, error, protocol, tcp
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
-from l4plan.runtime import proxy_header
+from l4plan.runtime import proxy_header, splice
 
 log = Logger()
 
@@ -55,6 +57,17 @@ def _sender(transport):
     return send_or_queue
 
 
+def _idle_socket(transport):
+    """Whether C{transport} is a real TCP socket with nothing queued, so the
+    kernel can take over its bytes."""
+    return (
+        isinstance(transport, tcp.Connection)
+        and transport.connected
+        and not transport.dataBuffer
+        and not transport._tempDataLen
+    )
+
+
 @implementer(IHalfCloseableProtocol)
 class _Leg(protocol.Protocol):
     """One side of a relay; C{peer} is the other side once both exist."""
@@ -92,9 +105,12 @@ class OriginLeg(_Leg):
         self.peer.origin_connected(self)
 
     def dataReceived(self, data):
-        self.peer.rule.counters.bytes_out += len(data)
-        self.peer.resetTimeout()
+        self.counted_out(len(data))
         self.send_to_peer(data)
+
+    def counted_out(self, size):
+        self.peer.rule.counters.bytes_out += size
+        self.peer.resetTimeout()
 
 
 class OriginLegFactory(protocol.ClientFactory):
@@ -119,6 +135,7 @@ class ClientLeg(_Leg, TimeoutMixin):
 
     rule = None
     lease = None
+    spliced = None  # the SpliceRelay moving this connection's bytes, if any
     _connector = None  # set while the origin connection is being made
     _closed = False
 
@@ -156,7 +173,9 @@ class ClientLeg(_Leg, TimeoutMixin):
         self._connector = None
         self.rule.counters.origin_failures += 1
         log.info(
-            "{rule}: origin failed: {reason}", rule=self.rule.key, reason=reason.getErrorMessage()
+            "{rule}: origin failed: {reason}",
+            rule=self.rule.key,
+            reason=reason.getErrorMessage(),
         )
         if self.lease is not None:
             self._tried.append(self.lease.backend)
@@ -183,24 +202,45 @@ class ClientLeg(_Leg, TimeoutMixin):
             self.rule.passthrough, (client.host, client.port), (edge.host, edge.port)
         )
         if header:
-            origin.transport.write(header)
+            self.send_to_peer(header)
         if self.rule.keepalive:
             self.transport.setTcpKeepAlive(1)
             origin.transport.setTcpKeepAlive(1)
+        pipes = self.factory.pipes
+        if (
+            pipes is not None
+            and _idle_socket(self.transport)
+            and _idle_socket(origin.transport)
+        ):
+            self.spliced = splice.SpliceRelay(
+                self.factory.reactor,
+                pipes,
+                self.transport,
+                origin.transport,
+                self._counted_in,
+                origin.counted_out,
+            )
+            return
         self.transport.registerProducer(origin.transport, True)
         origin.transport.registerProducer(self.transport, True)
         self.transport.resumeProducing()
 
     def dataReceived(self, data):
-        self.rule.counters.bytes_in += len(data)
-        self.resetTimeout()
+        self._counted_in(len(data))
         self.send_to_peer(data)
+
+    def _counted_in(self, size):
+        self.rule.counters.bytes_in += size
+        self.resetTimeout()
 
     def timeoutConnection(self):
         self.abort()
 
     def abort(self):
         """Close both legs now, pending bytes dropped (idle, or drain expired)."""
+        if self.spliced is not None:
+            self.spliced.end(error.ConnectionAborted())
+            return
         if self.peer is not None:
             self.peer.transport.abortConnection()
         self.transport.abortConnection()
@@ -217,10 +257,14 @@ class ClientLeg(_Leg, TimeoutMixin):
 
 
 class RelayFactory(protocol.ServerFactory):
-    """One TCP listener: its route, timeouts, limit and live connections."""
+    """One TCP listener: its route, timeouts, limit and live connections.
+
+    C{pipes} lends the pipes of spliced connections; None relays in Python.
+    """
 
     protocol = ClientLeg
     noisy = False
+    pipes = splice.PipePool() if splice.available() else None
 
     def __init__(self, route, reactor, connect_timeout, idle_timeout, max_connections):
         self.route = route
@@ -234,7 +278,9 @@ class RelayFactory(protocol.ServerFactory):
     def admit(self, leg):
         """Count C{leg} in, or count why it is turned away (ACL, limit) and say no."""
         counters = leg.rule.counters
-        if leg.rule.acl is not None and not leg.rule.acl.allows(leg.transport.getPeer().host):
+        if leg.rule.acl is not None and not leg.rule.acl.allows(
+            leg.transport.getPeer().host
+        ):
             counters.denied += 1
             return False
         if counters.active >= self.max_connections:

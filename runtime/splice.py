@@ -1,0 +1,232 @@
+# -*- test-case-name: tests.runtime.test_runtime_splice -*-
+"""Zero-copy relaying: the kernel moves the bytes, socket to pipe to socket.
+
+Once both legs of a TCP relay are connected and the passthrough header is
+sent, Python has nothing to add to the bytes, so copying them into the process
+and out again is wasted work. C{os.splice} (Linux) moves them between the two
+sockets through a pipe instead. The relay takes both sockets over from their
+Twisted transports (which stop reading and writing) and registers its own
+descriptors with the reactor; when it ends it gives both transports their
+C{connectionLost}, so the protocols' bookkeeping (counters, leases, drain)
+runs as for any other connection.
+
+A direction borrows a pipe from a L{PipePool} only while it has bytes in
+flight: an idle connection holds no pipe, or 10,000 idle connections would
+need 20,000 more file descriptors.
+"""
+
+import fcntl
+import os
+import socket
+
+from twisted.internet import error
+from twisted.internet.interfaces import IReadWriteDescriptor
+from twisted.python import failure
+from zope.interface import implementer
+
+PIPE_SIZE = 1 << 20  # bytes in flight per direction: a pipe's usual maximum
+_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
+
+
+def available():
+    """Whether this platform can splice (Linux, Python 3.10+)."""
+    return hasattr(os, "splice")
+
+
+class Pipe:
+    """Both ends of a non-blocking pipe and how many bytes it can hold."""
+
+    def __init__(self, size):
+        self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            self.size = fcntl.fcntl(self.write_fd, fcntl.F_SETPIPE_SZ, size)
+        except OSError:  # over /proc/sys/fs/pipe-max-size or the user's pipe pages
+            self.size = fcntl.fcntl(self.write_fd, fcntl.F_GETPIPE_SZ)
+
+    def close(self):
+        os.close(self.read_fd)
+        os.close(self.write_fd)
+
+
+class PipePool:
+    """Empty pipes kept for reuse: making one costs three system calls."""
+
+    def __init__(self, keep=64, size=PIPE_SIZE):
+        self.keep = keep
+        self.size = size
+        self._free = []
+
+    def take(self):
+        return self._free.pop() if self._free else Pipe(self.size)
+
+    def give(self, pipe):
+        """Take back C{pipe}, which must be empty."""
+        if len(self._free) < self.keep:
+            self._free.append(pipe)
+        else:
+            pipe.close()
+
+    def close(self):
+        while self._free:
+            self._free.pop().close()
+
+
+@implementer(IReadWriteDescriptor)
+class _End:
+    """One socket of a relay as the reactor sees it: readable starts the
+    direction leaving it, writable resumes the direction entering it."""
+
+    outgoing = incoming = None  # the two _Directions, set by the relay
+    reading = writing = False
+
+    def __init__(self, relay, sock):
+        self.relay = relay
+        self.socket = sock
+        self.fd = sock.fileno()
+
+    def fileno(self):
+        return self.fd
+
+    def doRead(self):
+        self.relay.pump(self.outgoing)
+
+    def doWrite(self):
+        self.relay.flush(self.incoming)
+
+    def connectionLost(self, reason):  # the reactor saw a hang-up or an error
+        self.relay.end(reason.value)
+
+    def logPrefix(self):
+        return "splice"
+
+    def want(self, reading, writing):
+        """Tell the reactor which events matter now; no system call when unchanged."""
+        reactor = self.relay.reactor
+        if reading != self.reading:
+            self.reading = reading
+            (reactor.addReader if reading else reactor.removeReader)(self)
+        if writing != self.writing:
+            self.writing = writing
+            (reactor.addWriter if writing else reactor.removeWriter)(self)
+
+
+class _Direction:
+    """Bytes from C{source} to C{destination}; C{counted(n)} after each move in."""
+
+    pipe = None
+    pending = 0  # bytes in the pipe, not yet sent on
+    eof = False  # the source sent its FIN
+    shut = False  # ... and the destination got it
+
+    def __init__(self, source, destination, counted):
+        self.source = source
+        self.destination = destination
+        self.counted = counted
+
+
+class SpliceRelay:
+    """Relay two connected Twisted TCP transports with C{os.splice}.
+
+    C{counted_in(n)} / C{counted_out(n)} are told the bytes moved from the
+    client to the origin and back (counters, idle timeout). Half-close is
+    kept: a FIN from one side becomes a write shutdown towards the other once
+    every byte before it is sent; the relay ends when both directions are
+    shut, or at the first error, or on L{end}.
+    """
+
+    def __init__(self, reactor, pool, client, origin, counted_in, counted_out):
+        self.reactor = reactor
+        self.pool = pool
+        self._transports = (client, origin)
+        for transport in self._transports:
+            transport.stopReading()
+            transport.stopWriting()
+        client_end, origin_end = _End(self, client.socket), _End(self, origin.socket)
+        self._ends = (client_end, origin_end)
+        up = _Direction(client_end, origin_end, counted_in)
+        down = _Direction(origin_end, client_end, counted_out)
+        self._directions = (up, down)
+        client_end.outgoing = origin_end.incoming = up
+        origin_end.outgoing = client_end.incoming = down
+        self.ended = False
+        client_end.want(True, False)
+        origin_end.want(True, False)
+
+    def pump(self, direction):
+        """The source is readable: move what it has into the pipe, then on."""
+        if self.ended:
+            return
+        if direction.pipe is None:
+            direction.pipe = self.pool.take()
+        room = direction.pipe.size - direction.pending
+        if not room:  # readable in an event batch fetched before the pipe filled
+            return self.flush(direction)
+        try:
+            moved = os.splice(
+                direction.source.fd, direction.pipe.write_fd, room, flags=_FLAGS
+            )
+        except BlockingIOError:
+            moved = None
+        except OSError as exc:
+            return self.end(error.ConnectionLost(exc))
+        if moved == 0:
+            direction.eof = True
+        elif moved:
+            direction.pending += moved
+            direction.counted(moved)
+        self.flush(direction)
+
+    def flush(self, direction):
+        """Send what the pipe holds; shut the destination's writing after a FIN."""
+        if self.ended:
+            return
+        while direction.pending:
+            try:
+                sent = os.splice(
+                    direction.pipe.read_fd,
+                    direction.destination.fd,
+                    direction.pending,
+                    flags=_FLAGS,
+                )
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                return self.end(error.ConnectionLost(exc))
+            direction.pending -= sent
+        if not direction.pending:
+            if direction.pipe is not None:
+                self.pool.give(direction.pipe)
+                direction.pipe = None
+            if direction.eof and not direction.shut:
+                direction.shut = True
+                try:
+                    direction.destination.socket.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                if all(d.shut for d in self._directions):
+                    return self.end(error.ConnectionDone())
+        room = direction.pipe is None or direction.pending < direction.pipe.size
+        direction.source.want(not direction.eof and room, direction.source.writing)
+        direction.destination.want(direction.destination.reading, direction.pending > 0)
+
+    def end(self, reason):
+        """Stop relaying and close both transports with C{reason} (an exception):
+        L{error.ConnectionAborted} resets both connections, pending bytes dropped."""
+        if self.ended:
+            return
+        self.ended = True
+        for end in self._ends:
+            end.want(False, False)  # before the transports unregister "their" fds
+        for direction in self._directions:
+            if direction.pending:  # bytes nobody will read: not worth a pooled pipe
+                direction.pipe.close()
+            elif direction.pipe is not None:
+                self.pool.give(direction.pipe)
+            direction.pipe = None
+        why = failure.Failure(reason)
+        for transport in self._transports:
+            transport.disconnecting = (
+                True  # the protocols' loseConnection is a no-op now
+            )
+        for transport in reversed(self._transports):
+            transport.connectionLost(why)
