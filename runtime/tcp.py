@@ -20,6 +20,8 @@ from l4plan.runtime import proxy_header, splice
 
 log = Logger()
 
+RECV_SIZE = 65536
+
 
 def _sender(transport):
     """A function that writes to C{transport}, sending at once when it can.
@@ -66,6 +68,19 @@ def _idle_socket(transport):
         and not transport.dataBuffer
         and not transport._tempDataLen
     )
+
+
+def _waiting_bytes(transport):
+    """What the client sent while its origin was being connected (b"" for none).
+
+    An end of file stays readable, so the relay still sees it afterwards.
+    """
+    if not isinstance(transport, tcp.Connection):
+        return b""
+    try:
+        return transport.socket.recv(RECV_SIZE)
+    except OSError:  # nothing yet (would block), or an error the relay will meet
+        return b""
 
 
 @implementer(IHalfCloseableProtocol)
@@ -201,11 +216,14 @@ class ClientLeg(_Leg, TimeoutMixin):
         header = proxy_header.for_tcp(
             self.rule.passthrough, (client.host, client.port), (edge.host, edge.port)
         )
-        if header:
-            self.send_to_peer(header)
-        if self.rule.keepalive:
-            self.transport.setTcpKeepAlive(1)
-            origin.transport.setTcpKeepAlive(1)
+        if header:  # with what the client sent meanwhile: one segment, not two
+            early = _waiting_bytes(self.transport)
+            self._counted_in(len(early))
+            self.send_to_peer(header + early)
+        for transport in (self.transport, origin.transport):
+            transport.setTcpNoDelay(True)  # relayed writes leave now, as nginx/HAProxy do
+            if self.rule.keepalive:
+                transport.setTcpKeepAlive(1)
         pipes = self.factory.pipes
         if (
             pipes is not None

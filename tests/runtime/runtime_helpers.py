@@ -216,10 +216,14 @@ class UdpReactor(MemoryReactorClock):
 
 
 class Transport(StringTransport):
-    """A StringTransport that also records half-close and keepalive."""
+    """A StringTransport that also records half-close, keepalive and no-delay."""
 
     write_closed = False
     keepalive = 0
+    nodelay = False
+
+    def setTcpNoDelay(self, enabled):
+        self.nodelay = enabled
 
     def loseWriteConnection(self):
         self.write_closed = True

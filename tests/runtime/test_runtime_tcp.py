@@ -84,6 +84,9 @@ class SlowSocket(FileDescriptor):
     def writeSomeData(self, data):
         return min(len(data), self.accepts)
 
+    def setTcpNoDelay(self, enabled):
+        pass
+
 
 def test_full_origin_buffer_pauses_client_reads():
     """When the origin's write buffer passes bufferSize the client leg stops reading."""
@@ -226,6 +229,15 @@ def test_keepalive_on_both_legs():
     assert client_t.keepalive == 1 and origin_t.keepalive == 1
 
 
+def test_no_delay_on_both_legs():
+    """Relayed writes are not held back by Nagle's algorithm (nginx and HAProxy
+    set TCP_NODELAY too): a small reply waiting for an ACK costs up to 40 ms."""
+    reactor, factory, _ = relay()
+    _, client_t = accept(factory)
+    _, origin_t = connect_origin(reactor)
+    assert client_t.nodelay and origin_t.nodelay
+
+
 def test_origin_port_round_robin():
     """An edge port with several origin ports spreads new connections over them."""
     reactor, factory, _ = relay(ports=(17000, 17001, 17002))
@@ -299,12 +311,24 @@ def test_load_balancer_gives_up_after_every_origin_failed():
 class FakeSocket:
     """A non-blocking socket that takes C{accepts} more bytes, then would block."""
 
-    def __init__(self, accepts):
+    def __init__(self, accepts, waiting=b""):
         self.accepts = accepts
+        self.waiting = waiting  # what recv returns once, then it would block
         self.sent = b""
+        self.sends = 0
+        self.options = {}
 
     def setblocking(self, flag):
         pass
+
+    def setsockopt(self, level, option, value):
+        self.options[level, option] = value
+
+    def recv(self, size):
+        data, self.waiting = self.waiting[:size], self.waiting[size:]
+        if not data:
+            raise BlockingIOError(errno.EAGAIN, "would block")
+        return data
 
     def fileno(self):
         return -1
@@ -313,6 +337,7 @@ class FakeSocket:
         if not self.accepts:
             raise BlockingIOError(errno.EAGAIN, "would block")
         taken = bytes(data[: self.accepts])
+        self.sends += 1
         self.sent += taken
         self.accepts -= len(taken)
         return len(taken)
@@ -388,3 +413,20 @@ def test_nothing_sent_after_abort():
     connection.abortConnection()
     client.dataReceived(b"late")
     assert connection.socket.sent == b""
+
+
+def test_header_and_early_client_bytes_leave_in_one_send():
+    """What the client sent while the origin was connecting follows the PROXY
+    header in the same send: the origin gets one segment, not two."""
+    reactor, factory, counters = relay("proxy_protocol_v1")
+    client = factory.buildProtocol(CLIENT)
+    client_connection = tcp.Connection(FakeSocket(100, waiting=b"GET / HTTP/1.0"), client, reactor)
+    client_connection.connected = True
+    client_connection.getPeer = lambda: CLIENT
+    client_connection.getHost = lambda: EDGE
+    client.makeConnection(client_connection)
+    _, connection = origin_over_socket(reactor, accepts=1000)
+    header = b"PROXY TCP4 198.51.100.1 127.0.0.1 40000 7000\r\n"
+    assert connection.socket.sent == header + b"GET / HTTP/1.0"
+    assert connection.socket.sends == 1
+    assert counters.bytes_in == len(b"GET / HTTP/1.0")
