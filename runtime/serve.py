@@ -26,7 +26,7 @@ from l4plan.runtime.reconcile import LiveConfig
 from l4plan.runtime.routes import compile_document
 from l4plan.runtime.tcp import RelayFactory
 from l4plan.runtime.udp import MAX_DATAGRAM, UdpRelay
-from l4plan.runtime.workers import ParentWatch, Workers
+from l4plan.runtime.workers import Workers, watch_parent
 
 log = Logger()
 
@@ -345,7 +345,7 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
         workers.startService()
         reactor.addSystemEventTrigger("before", "shutdown", workers.stopService)
     if parent is not None:
-        reactor.addReader(ParentWatch(lambda: signals.handle("main exited"), parent))
+        watch_parent(reactor, lambda: signals.handle("main exited"), parent)
     ready = defer.succeed(None) if workers is None else workers.ready
     ready.addCallback(lambda _: print("ready", file=out, flush=True))
     reactor.run(installSignalHandlers=False)

@@ -19,12 +19,13 @@ import io
 import json
 import os
 import shutil
+import signal
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from twisted.application.service import Service
-from twisted.internet import defer, error, main, protocol
+from twisted.internet import defer, error, main, process, protocol
 from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.logger import Logger
 from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
@@ -150,8 +151,15 @@ class Workers(Service):
 
     def startService(self):
         super().startService()
+        signal.signal(signal.SIGCHLD, self._child_signal)
         for child in self.children:
             self._spawn(child)
+
+    def _child_signal(self, signum, frame):
+        """Reap exited children: the reactor runs without its own signal handlers
+        (serve.SignalHandler has SIGTERM/SIGINT), so it would miss a child that
+        exits after closing its pipes, and wait for it forever."""
+        self._reactor.callFromThread(process.reapAllProcesses)
 
     def stopService(self):
         """Stop every child (each drains like main); fires once all have exited."""
@@ -295,11 +303,19 @@ def _add_active(listeners, others):
         listener["active"] += active.get(listener["name"], 0)
 
 
-class ParentWatch:
-    """Reads a child worker's stdin, a pipe from main: its end means main is gone
-    (however it ended), and C{stop} is called so the child drains and exits."""
+def watch_parent(reactor, stop, fd=0):
+    """Call C{stop} when the pipe from main on C{fd} ends: main is gone, however
+    it ended. Not once this worker stops anyway (its reactor then drops every
+    reader, as if the pipe had ended)."""
+    watch = ParentWatch(stop, fd)
+    reactor.addReader(watch)
+    reactor.addSystemEventTrigger("before", "shutdown", reactor.removeReader, watch)
 
-    def __init__(self, stop, fd=0):
+
+class ParentWatch:
+    """A child worker's end of the pipe from main; nothing is ever sent on it."""
+
+    def __init__(self, stop, fd):
         self._stop = stop
         self._fd = fd
 
@@ -311,6 +327,7 @@ class ParentWatch:
             return main.CONNECTION_DONE
 
     def connectionLost(self, reason):
+        """EOF, or a hang-up epoll reports without calling L{doRead}."""
         self._stop()
 
     def logPrefix(self):
