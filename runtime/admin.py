@@ -85,7 +85,7 @@ def make_site(live, token=None, workers=None):
     """
     api = _Api()
     api.putChild(b"healthz", _Health())
-    api.putChild(b"metrics", _Metrics(live))
+    api.putChild(b"metrics", _Metrics(live, workers))
     version = _Api()
     version.putChild(b"config", _Config(live, workers))
     version.putChild(b"status", _Status(live, workers))
@@ -117,18 +117,18 @@ def _answer(request, code, body):
 
 
 def _respond(request, outcome):
-    """Answer with C{outcome}, a Deferred of (code, body): at once when it has
-    fired (one process), else when it fires (workers answering over sockets)."""
+    """Answer with C{outcome}, a Deferred of the rendered body: at once when it
+    has fired (one process), else when it fires (workers answer over sockets)."""
     done = []
     outcome.addCallback(done.append)
     if done:
-        return _answer(request, *done[0])
-    outcome.addCallback(lambda _: request.channel and _finish(request, *done[0]))
+        return done[0]
+    outcome.addCallback(lambda _: request.channel and _finish(request, done[0]))
     return server.NOT_DONE_YET
 
 
-def _finish(request, code, body):
-    request.write(_answer(request, code, body))
+def _finish(request, body):
+    request.write(body)
     request.finish()
 
 
@@ -213,7 +213,7 @@ class _Config(Resource):
         self._changing = True  # until the workers answer: a PUT meanwhile is a 409
         outcome = defer.maybeDeferred(self._change, document)
         outcome.addCallbacks(self._applied, self._failed)
-        return _respond(request, outcome)
+        return _respond(request, outcome.addCallback(lambda answer: _answer(request, *answer)))
 
     def _applied(self, changes):
         self._changing = False
@@ -263,7 +263,8 @@ class _Status(Resource):
         }
         if self._workers is None:
             return _answer(request, 200, status)
-        return _respond(request, self._workers.status(status).addCallback(lambda s: (200, s)))
+        merged = self._workers.status(status)
+        return _respond(request, merged.addCallback(lambda s: _answer(request, 200, s)))
 
 
 def _served_rules(runtime, listeners):
@@ -311,11 +312,17 @@ def prometheus_text(snapshot, generation):
 class _Metrics(Resource):
     isLeaf = True
 
-    def __init__(self, live):
+    def __init__(self, live, workers):
         super().__init__()
         self._live = live
+        self._workers = workers
 
     def render_GET(self, request):
         request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
-        snapshot = self._live.runtime.metrics.snapshot()
-        return prometheus_text(snapshot, self._live.generation).encode()
+        snapshot, generation = self._live.runtime.metrics.snapshot(), self._live.generation
+        if self._workers is None:
+            return prometheus_text(snapshot, generation).encode()
+        own = {"generation": generation, "listeners": [], "draining": [], "rules": snapshot}
+        merged = self._workers.status(own)  # counters of the rules the other workers serve
+        merged.addCallback(lambda status: prometheus_text(status["rules"], generation).encode())
+        return _respond(request, merged)

@@ -254,6 +254,12 @@ def status_lines(admin, status):
             f"{c['bytes_in']} bytes in, {c['bytes_out']} bytes out"
         )
     lines += ["  (none)"] * (not status["rules"])
+    if "workers" in status:
+        lines += ["", "workers:"] + [
+            f"  {w['worker']}: pid {w['pid']}, {'alive' if w['alive'] else 'down'}, "
+            f"generation {w['generation']}, {w['active']} open, {w['opened']} opened"
+            for w in status["workers"]
+        ]
     return lines
 
 

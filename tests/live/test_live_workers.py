@@ -37,3 +37,5 @@ def test_apply_reaches_every_worker(project, ready_process, tagged_origin):
     assert udp == {f"{new} v2 x".encode(): 50}
     workers = AdminClient(ADMIN).request("GET", "/v1/status").body["workers"]
     assert [w["opened"] > 0 for w in workers] == [True, True]
+    status = project.l4plan("runtime", "status").stdout
+    assert f"  1: pid {workers[1]['pid']}, alive, generation {workers[1]['generation']}" in status

@@ -234,6 +234,9 @@ def test_workers_share_connections_and_every_change_then_stop(
     workers = workers_of(client)
     assert [w["opened"] > 0 for w in workers] == [True, True]
     assert sum(w["opened"] for w in workers) == 60
+    metrics = client.request("GET", "/metrics").body["text"]
+    assert f'l4plan_rule_opened_total{{rule="app/tcp/{edge}",' in metrics
+    assert [l for l in metrics.splitlines() if l.startswith("l4plan_rule_opened")][0].endswith(" 60")
 
     answer = put(client, tcp_document(edge, new))
     assert answer.status == 200
