@@ -183,8 +183,11 @@ class Workers(Service):
         data_dir = self._root / str(child.index)
         data_dir.mkdir(parents=True, exist_ok=True)
         for name in (APPLIED_FILE, GENERATION_FILE):
-            if (Path(self._settings.data_dir) / name).exists():
-                shutil.copyfile(Path(self._settings.data_dir) / name, data_dir / name)
+            saved = Path(self._settings.data_dir) / name
+            if saved.exists():
+                shutil.copyfile(saved, data_dir / name)
+            else:
+                (data_dir / name).unlink(missing_ok=True)
         settings = json.dumps(asdict(replace(self._settings, data_dir=str(data_dir))))
         self._ended[child.index] = defer.Deferred()
         self._reactor.spawnProcess(
@@ -196,8 +199,12 @@ class Workers(Service):
         )
 
     def _joined(self, child):
-        d = self._lock.run(child.sync, self._live.document, self._live.generation)
+        d = self._lock.run(self._catch_up, child)
         d.addCallbacks(self._served, self._discard, (child,), None, (child,))
+
+    def _catch_up(self, child):
+        """Sync C{child} to what main serves once the change under way, if any, is over."""
+        return child.sync(self._live.document, self._live.generation)
 
     def _served(self, _, child):
         log.info("worker {index} (pid {pid}) serves", index=child.index, pid=child.pid)
@@ -238,7 +245,7 @@ class Workers(Service):
 
     @defer.inlineCallbacks
     def _sync(self, children, document):
-        """Give C{document} (main's) to C{children}, together: [(child, Failure)] of those that failed."""
+        """Give C{document} to C{children} at once; [(child, Failure)] of those that failed."""
         generation = self._live.generation
         results = yield defer.DeferredList(
             [child.sync(document, generation) for child in children], consumeErrors=True

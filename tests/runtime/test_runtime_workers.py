@@ -89,6 +89,19 @@ def test_a_failing_child_takes_every_process_back(tmp_path):
     assert [c.client.puts for c in workers.children] == [["new", "old"], []]
 
 
+def test_a_child_starting_during_a_change_gets_the_new_document(tmp_path):
+    """A child announcing itself while a change is under way is synced after it."""
+    workers = serving_workers(tmp_path)
+    child = workers.children[0]
+    child.generation = None
+    workers._lock.acquire()
+    workers._joined(child)
+    workers._live.apply("new")
+    workers._lock.release()
+    assert (child.client.config, child.generation) == ("new", 2)
+    assert workers.ready.called
+
+
 def test_an_invalid_document_reaches_no_child(tmp_path):
     """Main's refusal is the answer; no child is asked."""
     workers = serving_workers(tmp_path)
