@@ -25,10 +25,14 @@ import stat
 from pathlib import Path
 
 from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
 
 from l4plan.runtime.document import DocumentError
+from l4plan.runtime.reconcile import ReconcileError
+
+log = Logger()
 
 MAX_BODY = 8 * 1024 * 1024
 
@@ -119,11 +123,12 @@ def _answer(request, code, body):
 def _respond(request, outcome):
     """Answer with C{outcome}, a Deferred of the rendered body: at once when it
     has fired (one process), else when it fires (workers answer over sockets)."""
-    done = []
+    done, gone = [], []
     outcome.addCallback(done.append)
     if done:
         return done[0]
-    outcome.addCallback(lambda _: request.channel and _finish(request, done[0]))
+    request.notifyFinish().addErrback(gone.append)  # the client went away first
+    outcome.addCallback(lambda _: gone or _finish(request, done[0]))
     return server.NOT_DONE_YET
 
 
@@ -223,7 +228,10 @@ class _Config(Resource):
         self._changing = False
         if failure.check(DocumentError):
             return 422, {"error": "invalid document", "reasons": failure.value.reasons}
-        return 500, {"error": failure.getErrorMessage(), "failed": getattr(failure.value, "failed", [])}
+        if failure.check(ReconcileError):
+            return 500, {"error": str(failure.value), "failed": failure.value.failed}
+        log.failure("PUT /v1/config", failure)  # a bug; the client still gets an answer
+        return 500, {"error": failure.getErrorMessage(), "failed": []}
 
 
 def _if_match(request):

@@ -1,5 +1,7 @@
 """`serve --workers N`: the pure parts in memory, then real processes on loopback."""
 
+import io
+import json
 import os
 import signal
 import socket
@@ -11,11 +13,17 @@ import pytest
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 
+from twisted.web.resource import getChildForRequest
+from twisted.web.server import NOT_DONE_YET
+from twisted.web.test.requesthelper import DummyRequest
+
 from l4plan.admin_client import AdminClient
-from l4plan.runtime.reconcile import ReconcileError
-from l4plan.runtime.serve import Settings, _bound_socket
+from l4plan.runtime import admin
+from l4plan.runtime.reconcile import LiveConfig, ReconcileError
+from l4plan.runtime.serve import Runtime, Settings, _bound_socket
 from l4plan.runtime.workers import ParentWatch, WorkerError, Workers, merge_status
 from runtime_helpers import connect, free_ports, make_document, make_rule, recv_line
+from test_runtime_reconcile import Reactor
 
 # --- in memory ---------------------------------------------------------------
 
@@ -112,6 +120,38 @@ def test_an_invalid_document_reaches_no_child(tmp_path):
     workers._live.apply = refuse
     assert outcome(workers.apply("new")).check(ReconcileError)
     assert [c.client.puts for c in workers.children] == [[], []]
+
+
+def test_admin_answers_a_put_once_every_worker_did_and_refuses_another_meanwhile(tmp_path):
+    """With workers the PUT is answered when they all have; a PUT meanwhile is a 409."""
+    runtime = Runtime(Reactor(), Settings(data_dir=str(tmp_path)))
+    live = LiveConfig.restore(runtime, tmp_path)
+    runtime.startService()
+    pending = defer.Deferred()
+    workers = type("Workers", (), {"apply": lambda self, document: pending})()
+    site = admin.make_site(live, workers=workers)
+    document = tcp_document(7000, 17000)
+    first = put_request(site, document)
+    assert first.finished == 0
+    assert put_request(site, document).responseCode == 409
+    pending.callback(live.apply(document))
+    assert first.finished and first.responseCode == 200
+    assert json.loads(b"".join(first.written))["generation"] == 1
+    runtime.stopService()
+
+
+def put_request(site, document):
+    """A rendered PUT /v1/config (If-Match 0) of C{document}: the DummyRequest."""
+    request = DummyRequest([b"v1", b"config"])
+    request.method = b"PUT"
+    request.content = io.BytesIO(json.dumps(document).encode())
+    request.too_large = False
+    request.requestHeaders.addRawHeader(b"if-match", b"0")
+    answer = getChildForRequest(site.resource, request).render(request)
+    if answer != NOT_DONE_YET:
+        request.write(answer)
+        request.finish()
+    return request
 
 
 def test_status_lists_workers_and_sums_their_counters():
