@@ -218,7 +218,7 @@ def workers_runtime(start_runtime, tmp_path):
     """
     started = []
 
-    def start(document, count=2):
+    def start(document, count=2, drain_timeout=1):
         proc = start_runtime(
             document,
             "--workers",
@@ -226,7 +226,7 @@ def workers_runtime(start_runtime, tmp_path):
             "--admin",
             f"unix:{tmp_path}/admin.sock",
             "--drain-timeout",
-            1,
+            drain_timeout,
         )
         client = AdminClient(f"unix:{tmp_path}/admin.sock", timeout=30)
         started.extend(w["pid"] for w in workers_of(client)[1:])
@@ -358,3 +358,24 @@ def test_children_exit_when_main_is_killed(processes, workers_runtime):
     children = [w["pid"] for w in workers_of(client)[1:]]
     processes.stop(runtime, sig=signal.SIGKILL)
     wait_for(lambda: not any(alive(pid) for pid in children))
+
+
+def test_sigterm_lets_every_worker_drain(processes, start_origin, workers_runtime):
+    """Connections open in main and in the child at SIGTERM keep working until
+    their clients close them; then every process exits, main with 0."""
+    edge, origin = free_ports(2)
+    start_origin("greet", "127.0.0.1", origin)
+    runtime, client, _ = workers_runtime(tcp_document(edge, origin), drain_timeout=30)
+    open_ = [connect("127.0.0.1", edge) for _ in range(12)]
+    for sock in open_:
+        recv_line(sock)
+    workers = workers_of(client)
+    assert [w["active"] > 0 for w in workers] == [True, True]
+    runtime.send_signal(signal.SIGTERM)
+    for sock in open_:
+        with sock:
+            sock.sendall(b"still here")
+            assert sock.recv(100) == b"still here"
+    status, _ = processes.stop(runtime, sig=None)
+    assert status == 0
+    assert not alive(workers[1]["pid"])
