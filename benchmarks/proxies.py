@@ -198,6 +198,7 @@ class L4planRuntime(Proxy):
     protocols = ("tcp", "udp")
     proxy_v2 = True
     profile = None  # a path: run under cProfile and write the profile there
+    options = ()  # more `runtime serve` options
 
     def _launch(self, routes, workdir):
         data_dir = workdir / "data"
@@ -205,6 +206,7 @@ class L4planRuntime(Proxy):
         (data_dir / "applied.json").write_text(json.dumps(self.document(routes)))
         argv = runtime_serve(data_dir, self.profile)
         argv += ["--bind", "127.0.0.1", "--max-connections", "20000", "--drain-timeout", "0"]
+        argv += self.options
         process = self._run(argv, workdir)
         wait_for_line(workdir / "proxy.log", "ready", process)
         return {route.name: process.pid for route in routes}
@@ -241,6 +243,15 @@ class L4planRuntime(Proxy):
         }
 
 
+class L4planPythonRelay(L4planRuntime):
+    """The runtime with C{--no-splice}: TCP bytes through Python, as before splice
+    (and as on platforms without it), for before/after figures in one run."""
+
+    name = "l4plan-nosplice"
+    protocols = ("tcp",)
+    options = ("--no-splice",)
+
+
 class Portforward(Proxy):
     """Twisted's stock C{portforward}, one process per route: the floor to stay above."""
 
@@ -259,4 +270,6 @@ class Portforward(Proxy):
         return self._run(argv, workdir, route.name).pid
 
 
-PROXIES = {p.name: p for p in (Direct, HAProxy, Nginx, L4planRuntime, Portforward)}
+PROXIES = {
+    p.name: p for p in (Direct, HAProxy, Nginx, L4planRuntime, L4planPythonRelay, Portforward)
+}

@@ -24,7 +24,7 @@ from l4plan.runtime.metrics import Metrics
 from l4plan.runtime.origins import HealthChecker, HostCache
 from l4plan.runtime.reconcile import LiveConfig
 from l4plan.runtime.routes import compile_document
-from l4plan.runtime.tcp import RelayFactory
+from l4plan.runtime.tcp import PIPES, RelayFactory
 from l4plan.runtime.udp import MAX_DATAGRAM, UdpRelay
 from l4plan.runtime.workers import Workers, watch_parent
 
@@ -97,6 +97,7 @@ class Settings:
     max_sessions: int = 10000
     dns_ttl: float = 30.0
     workers: int = 1
+    splice: bool = True  # relay TCP bytes in the kernel where the platform can
 
     @property
     def reuse_port(self):
@@ -142,6 +143,7 @@ class TcpListener(_Listener):
             settings.connect_timeout,
             settings.idle_timeout,
             settings.max_connections,
+            pipes=PIPES if settings.splice else None,
         )
 
     @property

@@ -4,11 +4,8 @@
 Once both legs of a TCP relay are connected and the passthrough header is
 sent, Python has nothing to add to the bytes, so copying them into the process
 and out again is wasted work. C{os.splice} (Linux) moves them between the two
-sockets through a pipe instead. The relay takes both sockets over from their
-Twisted transports (which stop reading and writing) and registers its own
-descriptors with the reactor; when it ends it gives both transports their
-C{connectionLost}, so the protocols' bookkeeping (counters, leases, drain)
-runs as for any other connection.
+sockets through a pipe instead, with its own descriptors registered with the
+reactor; the sockets' owner is told when the relay ends and closes them.
 
 A direction borrows a pipe from a L{PipePool} only while it has bytes in
 flight: an idle connection holds no pipe, or 10,000 idle connections would
@@ -21,7 +18,6 @@ import socket
 
 from twisted.internet import error
 from twisted.internet.interfaces import IReadWriteDescriptor
-from twisted.python import failure
 from zope.interface import implementer
 
 PIPE_SIZE = 1 << 20  # bytes in flight per direction: a pipe's usual maximum
@@ -111,39 +107,41 @@ class _End:
 
 
 class _Direction:
-    """Bytes from C{source} to C{destination}; C{counted(n)} after each move in."""
+    """Bytes from C{source} to C{destination}; C{counted(n)} after each move in.
+
+    C{first} is sent before anything spliced (the passthrough header).
+    """
 
     pipe = None
     pending = 0  # bytes in the pipe, not yet sent on
     eof = False  # the source sent its FIN
     shut = False  # ... and the destination got it
 
-    def __init__(self, source, destination, counted):
+    def __init__(self, source, destination, counted, first=b""):
         self.source = source
         self.destination = destination
         self.counted = counted
+        self.first = first
 
 
 class SpliceRelay:
-    """Relay two connected Twisted TCP transports with C{os.splice}.
+    """Relay two connected TCP sockets with C{os.splice}.
 
     C{counted_in(n)} / C{counted_out(n)} are told the bytes moved from the
-    client to the origin and back (counters, idle timeout). Half-close is
-    kept: a FIN from one side becomes a write shutdown towards the other once
-    every byte before it is sent; the relay ends when both directions are
-    shut, or at the first error, or on L{end}.
+    client to the origin and back (counters, idle timeout); C{first} goes to
+    the origin before them. Half-close is kept: a FIN from one side becomes a
+    write shutdown towards the other once every byte before it is sent. The
+    relay ends when both directions are shut, at the first error, or on
+    L{end}; then C{ended(reason)} closes the sockets, whose owner it is.
     """
 
-    def __init__(self, reactor, pool, client, origin, counted_in, counted_out):
+    def __init__(self, reactor, pool, client, origin, counted_in, counted_out, ended, first=b""):
         self.reactor = reactor
         self.pool = pool
-        self._transports = (client, origin)
-        for transport in self._transports:
-            transport.stopReading()
-            transport.stopWriting()
-        client_end, origin_end = _End(self, client.socket), _End(self, origin.socket)
+        self._ended = ended
+        client_end, origin_end = _End(self, client), _End(self, origin)
         self._ends = (client_end, origin_end)
-        up = _Direction(client_end, origin_end, counted_in)
+        up = _Direction(client_end, origin_end, counted_in, first)
         down = _Direction(origin_end, client_end, counted_out)
         self._directions = (up, down)
         client_end.outgoing = origin_end.incoming = up
@@ -151,6 +149,8 @@ class SpliceRelay:
         self.ended = False
         client_end.want(True, False)
         origin_end.want(True, False)
+        if first:
+            self.flush(up)
 
     def pump(self, direction):
         """The source is readable: move what it has into the pipe, then on."""
@@ -162,9 +162,7 @@ class SpliceRelay:
         if not room:  # readable in an event batch fetched before the pipe filled
             return self.flush(direction)
         try:
-            moved = os.splice(
-                direction.source.fd, direction.pipe.write_fd, room, flags=_FLAGS
-            )
+            moved = os.splice(direction.source.fd, direction.pipe.write_fd, room, flags=_FLAGS)
         except BlockingIOError:
             moved = None
         except OSError as exc:
@@ -177,23 +175,24 @@ class SpliceRelay:
         self.flush(direction)
 
     def flush(self, direction):
-        """Send what the pipe holds; shut the destination's writing after a FIN."""
+        """Send what waits; shut the destination's writing after a FIN."""
         if self.ended:
             return
-        while direction.pending:
-            try:
+        try:
+            if direction.first:
+                sent = direction.destination.socket.send(direction.first)
+                direction.first = direction.first[sent:]
+            while direction.pending and not direction.first:
                 sent = os.splice(
-                    direction.pipe.read_fd,
-                    direction.destination.fd,
-                    direction.pending,
-                    flags=_FLAGS,
+                    direction.pipe.read_fd, direction.destination.fd, direction.pending, flags=_FLAGS
                 )
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                return self.end(error.ConnectionLost(exc))
-            direction.pending -= sent
-        if not direction.pending:
+                direction.pending -= sent
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            return self.end(error.ConnectionLost(exc))
+        waiting = direction.pending or direction.first
+        if not waiting:
             if direction.pipe is not None:
                 self.pool.give(direction.pipe)
                 direction.pipe = None
@@ -207,26 +206,20 @@ class SpliceRelay:
                     return self.end(error.ConnectionDone())
         room = direction.pipe is None or direction.pending < direction.pipe.size
         direction.source.want(not direction.eof and room, direction.source.writing)
-        direction.destination.want(direction.destination.reading, direction.pending > 0)
+        direction.destination.want(direction.destination.reading, bool(waiting))
 
     def end(self, reason):
-        """Stop relaying and close both transports with C{reason} (an exception):
-        L{error.ConnectionAborted} resets both connections, pending bytes dropped."""
+        """Stop relaying; C{ended(reason)} with C{reason} (an exception):
+        L{error.ConnectionAborted} asks for both connections to be reset."""
         if self.ended:
             return
         self.ended = True
         for end in self._ends:
-            end.want(False, False)  # before the transports unregister "their" fds
+            end.want(False, False)
         for direction in self._directions:
             if direction.pending:  # bytes nobody will read: not worth a pooled pipe
                 direction.pipe.close()
             elif direction.pipe is not None:
                 self.pool.give(direction.pipe)
             direction.pipe = None
-        why = failure.Failure(reason)
-        for transport in self._transports:
-            transport.disconnecting = (
-                True  # the protocols' loseConnection is a no-op now
-            )
-        for transport in reversed(self._transports):
-            transport.connectionLost(why)
+        self._ended(reason)

@@ -5,22 +5,29 @@ Shaped like twisted.protocols.portforward: the client leg stops reading until
 the origin answers, then each transport is registered as the producer of the
 other, so a slow reader on either side pauses the opposite socket instead of
 growing a buffer. Both legs are half-closeable: a FIN from one side becomes a
-write shutdown towards the other. On Linux, once the header is sent, the
-bytes are relayed by the kernel (L{splice.SpliceRelay}) with the same
-half-close, counters and timeouts; the producer wiring above is the fallback.
+write shutdown towards the other. On Linux, L{SplicedClientLeg} connects the
+origin as a bare socket and the kernel relays the bytes (L{splice.SpliceRelay})
+with the same half-close, counters and timeouts; the Twisted relay above is
+the fallback.
 """
+
+import socket
+import struct
 
 from twisted.internet import defer, error, protocol, tcp
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import Logger
+from twisted.python import failure
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
-from l4plan.runtime import proxy_header, splice
+from l4plan.runtime import connect, proxy_header, splice
 
 log = Logger()
 
 RECV_SIZE = 65536
+PIPES = splice.PipePool() if splice.available() else None  # this process's pipe pool
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 
 
 def _sender(transport):
@@ -57,17 +64,6 @@ def _sender(transport):
         transport.write(data)
 
     return send_or_queue
-
-
-def _idle_socket(transport):
-    """Whether C{transport} is a real TCP socket with nothing queued, so the
-    kernel can take over its bytes."""
-    return (
-        isinstance(transport, tcp.Connection)
-        and transport.connected
-        and not transport.dataBuffer
-        and not transport._tempDataLen
-    )
 
 
 def _waiting_bytes(transport):
@@ -120,12 +116,8 @@ class OriginLeg(_Leg):
         self.peer.origin_connected(self)
 
     def dataReceived(self, data):
-        self.counted_out(len(data))
+        self.peer.count_out(len(data))
         self.send_to_peer(data)
-
-    def counted_out(self, size):
-        self.peer.rule.counters.bytes_out += size
-        self.peer.resetTimeout()
 
 
 class OriginLegFactory(protocol.ClientFactory):
@@ -146,12 +138,15 @@ class OriginLegFactory(protocol.ClientFactory):
 
 
 class ClientLeg(_Leg, TimeoutMixin):
-    """An accepted client connection; C{rule} is fixed when it is accepted."""
+    """An accepted client connection; C{rule} is fixed when it is accepted.
+
+    This leg relays in Python through Twisted transports on both sides;
+    L{SplicedClientLeg} overrides how the origin is reached and relayed.
+    """
 
     rule = None
     lease = None
-    spliced = None  # the SpliceRelay moving this connection's bytes, if any
-    _connector = None  # set while the origin connection is being made
+    _stop_connecting = None  # set while the origin connection is being made
     _closed = False
 
     def connectionMade(self):
@@ -176,16 +171,18 @@ class ClientLeg(_Leg, TimeoutMixin):
         if self._closed:
             lease.release()
             return
-        self._connector = self.factory.reactor.connectTCP(
-            lease.host,
-            self._origin_port,
-            OriginLegFactory(self),
-            timeout=self.factory.connect_timeout,
+        self._stop_connecting = self.open_origin(lease.host, self._origin_port)
+
+    def open_origin(self, host, port):
+        """Start connecting to the origin; returns what gives the attempt up."""
+        connector = self.factory.reactor.connectTCP(
+            host, port, OriginLegFactory(self), timeout=self.factory.connect_timeout
         )
+        return connector.stopConnecting
 
     def origin_failed(self, reason):
         """Count the failure; try another origin when the rule has one, else close."""
-        self._connector = None
+        self._stop_connecting = None
         self.rule.counters.origin_failures += 1
         log.info(
             "{rule}: origin failed: {reason}",
@@ -203,52 +200,51 @@ class ClientLeg(_Leg, TimeoutMixin):
         else:
             self.transport.loseConnection()
 
+    def first_bytes(self):
+        """The passthrough header and what the client sent while the origin was
+        being connected, to leave in one segment (b"" when passthrough is off)."""
+        client, edge = self.transport.getPeer(), self.transport.getHost()
+        header = proxy_header.for_tcp(
+            self.rule.passthrough, (client.host, client.port), (edge.host, edge.port)
+        )
+        if not header:
+            return b""
+        early = _waiting_bytes(self.transport)
+        self.count_in(len(early))
+        return header + early
+
     def origin_connected(self, origin):
         """Send the passthrough header first, then wire the two legs together."""
-        self._connector = None
+        self._stop_connecting = None
         if self._closed:
             origin.transport.loseConnection()
             return
         self.peer = origin
         self.send_to_peer = _sender(origin.transport)
         origin.send_to_peer = _sender(self.transport)
-        client, edge = self.transport.getPeer(), self.transport.getHost()
-        header = proxy_header.for_tcp(
-            self.rule.passthrough, (client.host, client.port), (edge.host, edge.port)
-        )
-        if header:  # with what the client sent meanwhile: one segment, not two
-            early = _waiting_bytes(self.transport)
-            self._counted_in(len(early))
-            self.send_to_peer(header + early)
+        first = self.first_bytes()
+        if first:
+            self.send_to_peer(first)
         for transport in (self.transport, origin.transport):
             transport.setTcpNoDelay(True)  # relayed writes leave now, as nginx/HAProxy do
             if self.rule.keepalive:
                 transport.setTcpKeepAlive(1)
-        pipes = self.factory.pipes
-        if (
-            pipes is not None
-            and _idle_socket(self.transport)
-            and _idle_socket(origin.transport)
-        ):
-            self.spliced = splice.SpliceRelay(
-                self.factory.reactor,
-                pipes,
-                self.transport,
-                origin.transport,
-                self._counted_in,
-                origin.counted_out,
-            )
-            return
         self.transport.registerProducer(origin.transport, True)
         origin.transport.registerProducer(self.transport, True)
         self.transport.resumeProducing()
 
     def dataReceived(self, data):
-        self._counted_in(len(data))
+        self.count_in(len(data))
         self.send_to_peer(data)
 
-    def _counted_in(self, size):
+    def count_in(self, size):
+        """C{size} bytes went from the client towards the origin."""
         self.rule.counters.bytes_in += size
+        self.resetTimeout()
+
+    def count_out(self, size):
+        """C{size} bytes went from the origin towards the client."""
+        self.rule.counters.bytes_out += size
         self.resetTimeout()
 
     def timeoutConnection(self):
@@ -256,9 +252,6 @@ class ClientLeg(_Leg, TimeoutMixin):
 
     def abort(self):
         """Close both legs now, pending bytes dropped (idle, or drain expired)."""
-        if self.spliced is not None:
-            self.spliced.end(error.ConnectionAborted())
-            return
         if self.peer is not None:
             self.peer.transport.abortConnection()
         self.transport.abortConnection()
@@ -266,25 +259,78 @@ class ClientLeg(_Leg, TimeoutMixin):
     def connectionLost(self, reason):
         self._closed = True
         self.setTimeout(None)
-        if self._connector is not None:
-            self._connector.stopConnecting()
+        if self._stop_connecting is not None:
+            self._stop_connecting()
         if self.lease is not None:
             self.lease.release()
         self.factory.release(self)
         _Leg.connectionLost(self, reason)
 
 
+class SplicedClientLeg(ClientLeg):
+    """A client leg whose origin is a bare socket and whose bytes the kernel
+    relays (L{splice.SpliceRelay}): no Twisted transport, protocol or
+    connector for the origin, and no byte passes through Python."""
+
+    spliced = None  # the SpliceRelay, once the origin is connected
+    origin_socket = None
+
+    def open_origin(self, host, port):
+        d = connect.connect(self.factory.reactor, host, port, self.factory.connect_timeout)
+        d.addCallbacks(self._origin_socket_connected, self._origin_socket_failed)
+        return d.cancel
+
+    def _origin_socket_failed(self, reason):
+        if not reason.check(defer.CancelledError):  # cancelled: the client left first
+            self.origin_failed(reason)
+
+    def _origin_socket_connected(self, sock):
+        self._stop_connecting = None
+        self.origin_socket = sock
+        self.transport.setTcpNoDelay(True)
+        if self.rule.keepalive:
+            self.transport.setTcpKeepAlive(1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self.spliced = splice.SpliceRelay(
+            self.factory.reactor,
+            self.factory.pipes,
+            self.transport.socket,
+            sock,
+            self.count_in,
+            self.count_out,
+            self._relay_ended,
+            first=self.first_bytes(),
+        )
+
+    def _relay_ended(self, reason):
+        """Close the origin socket, then the client's transport (which runs
+        L{connectionLost}): reset both when C{reason} is an abort."""
+        if isinstance(reason, error.ConnectionAborted):
+            self.origin_socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        self.origin_socket.close()
+        self.transport.connectionLost(failure.Failure(reason))
+
+    def abort(self):
+        if self.spliced is not None:
+            self.spliced.end(error.ConnectionAborted())
+        else:
+            self.transport.abortConnection()
+
+
 class RelayFactory(protocol.ServerFactory):
     """One TCP listener: its route, timeouts, limit and live connections.
 
-    C{pipes} lends the pipes of spliced connections; None relays in Python.
+    C{pipes} lends the pipes of spliced connections (L{SplicedClientLeg});
+    None relays in Python (L{ClientLeg}).
     """
 
-    protocol = ClientLeg
     noisy = False
-    pipes = splice.PipePool() if splice.available() else None
 
-    def __init__(self, route, reactor, connect_timeout, idle_timeout, max_connections):
+    def __init__(
+        self, route, reactor, connect_timeout, idle_timeout, max_connections, pipes=PIPES
+    ):
+        self.protocol = ClientLeg if pipes is None else SplicedClientLeg
+        self.pipes = pipes
         self.route = route
         self.reactor = reactor
         self.connect_timeout = connect_timeout

@@ -115,6 +115,13 @@ def runtime():
     "it gives every change to all of them, all or nothing, and restarts one that dies.",
 )
 @click.option(
+    "--splice/--no-splice",
+    default=True,
+    show_default=True,
+    help="Relay TCP bytes in the kernel with splice(2), zero-copy (Linux; "
+    "elsewhere, and with --no-splice, they pass through Python).",
+)
+@click.option(
     "--admin",
     metavar="EP",
     help="Serve the admin API on unix:PATH (mode 0600, no token) or tcp:HOST:PORT "

@@ -21,7 +21,7 @@ DOCUMENT = make_document([make_rule("7000", [(7000, [17000])])])
 
 @pytest.fixture
 def live(tmp_path):
-    runtime = Runtime(Reactor(taken={7009}), Settings(data_dir=str(tmp_path)))
+    runtime = Runtime(Reactor(taken={7009}), Settings(data_dir=str(tmp_path), splice=False))
     config = LiveConfig.restore(runtime, tmp_path)
     runtime.startService()
     yield config

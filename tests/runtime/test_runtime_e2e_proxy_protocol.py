@@ -12,20 +12,24 @@ VERSIONS = ["proxy_protocol_v1", "proxy_protocol_v2"]
 CLIENTS = ["127.0.0.1", "::1"]
 
 
-def start_proxy(start_runtime, passthrough, origin):
+def start_proxy(start_runtime, passthrough, origin, *options):
     (edge,) = free_ports(1)
     rule = make_rule(str(edge), [(edge, [origin])], passthrough=passthrough)
-    start_runtime(make_document([rule], ipv6=True))
+    start_runtime(make_document([rule], ipv6=True), *options)
     return edge
 
 
+@pytest.mark.parametrize("relay", ["--splice", "--no-splice"])
 @pytest.mark.parametrize("client_address", CLIENTS)
 @pytest.mark.parametrize("passthrough", VERSIONS)
-def test_haproxy_parses_client_address(start_haproxy, start_runtime, passthrough, client_address):
-    """HAProxy (bind accept-proxy) reports the test client's address and port."""
+def test_haproxy_parses_client_address(
+    start_haproxy, start_runtime, passthrough, client_address, relay
+):
+    """HAProxy (bind accept-proxy) reports the test client's address and port;
+    the request sent at once follows the header, spliced or relayed in Python."""
     (origin,) = free_ports(1)
     start_haproxy(origin)
-    edge = start_proxy(start_runtime, passthrough, origin)
+    edge = start_proxy(start_runtime, passthrough, origin, relay)
     with connect(client_address, edge) as sock:
         client = sock.getsockname()[:2]
         sock.sendall(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")

@@ -32,21 +32,26 @@ def echo_both_ways(address, port, payload):
     return received
 
 
+RELAYS = ["--splice", "--no-splice"]  # in the kernel, through Python
+
+
+@pytest.mark.parametrize("relay", RELAYS)
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
-def test_echo_one_mib_byte_exact(start_origin, start_runtime, address):
+def test_echo_one_mib_byte_exact(start_origin, start_runtime, address, relay):
     """1 MiB goes to the origin and back unchanged, on IPv4 and IPv6 listeners."""
     edge, origin = free_ports(2)
     start_origin("echo", "127.0.0.1", origin)
-    start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])], ipv6=True))
+    start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])], ipv6=True), relay)
     payload = os.urandom(MIB)
     assert echo_both_ways(address, edge, payload) == payload
 
 
-def test_half_close_then_reply(start_origin, start_runtime):
+@pytest.mark.parametrize("relay", RELAYS)
+def test_half_close_then_reply(start_origin, start_runtime, relay):
     """After the client's FIN the origin still answers, and its FIN ends the client's read."""
     edge, origin = free_ports(2)
     start_origin("digest", "127.0.0.1", origin)
-    start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])]))
+    start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])]), relay)
     payload = os.urandom(300_000)
     with connect("127.0.0.1", edge) as sock:
         sock.sendall(payload)
@@ -102,10 +107,11 @@ def test_domain_origin_localhost(start_origin, start_runtime):
     assert echo_both_ways("127.0.0.1", edge, b"via localhost") == b"via localhost"
 
 
-def test_origin_down_closes_client_and_counts(processes, start_runtime):
+@pytest.mark.parametrize("relay", RELAYS)
+def test_origin_down_closes_client_and_counts(processes, start_runtime, relay):
     """Without an origin listening the client is closed and the failure counted."""
     edge, origin = free_ports(2)
-    runtime = start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])]))
+    runtime = start_runtime(make_document([make_rule(str(edge), [(edge, [origin])])]), relay)
     with connect("127.0.0.1", edge) as sock:
         assert recv_all(sock) == b""
     status, output = processes.stop(runtime)

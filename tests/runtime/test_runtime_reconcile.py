@@ -68,7 +68,7 @@ def udp(edge, origin):
 @pytest.fixture
 def live(tmp_path):
     reactor = Reactor(taken={7009})
-    runtime = Runtime(reactor, Settings(data_dir=str(tmp_path), drain_timeout=10))
+    runtime = Runtime(reactor, Settings(data_dir=str(tmp_path), drain_timeout=10, splice=False))
     config = LiveConfig.restore(runtime, tmp_path)
     runtime.startService()
     yield config
@@ -186,7 +186,7 @@ def test_saved_document_and_generation_restore(live, tmp_path):
     live.apply(document)
     assert json.loads((tmp_path / "applied.json").read_text()) == document
 
-    runtime = Runtime(Reactor(), Settings(data_dir=str(tmp_path)))
+    runtime = Runtime(Reactor(), Settings(data_dir=str(tmp_path), splice=False))
     restored = LiveConfig.restore(runtime, tmp_path)
     assert (restored.generation, restored.document) == (1, document)
     assert sorted(map(str, runtime.listeners())) == ["tcp 127.0.0.1:7000", "udp 127.0.0.1:7001"]
@@ -347,7 +347,7 @@ def test_first_reconcile_after_restore_reuses_what_was_loaded(live, tmp_path):
     """A restored runtime's listeners are reused by its first reconcile."""
     document = apps(doc(tcp(7000, 17000)), other=tcp(7002, 17002))
     live.apply(document)
-    runtime = Runtime(Reactor(), Settings(data_dir=str(tmp_path)))
+    runtime = Runtime(Reactor(), Settings(data_dir=str(tmp_path), splice=False))
     restored = LiveConfig.restore(runtime, tmp_path)
     other = runtime.listeners()[ListenerKey("tcp", "127.0.0.1", 7002)].factory.route
 

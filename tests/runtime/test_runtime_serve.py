@@ -10,7 +10,7 @@ from l4plan.runtime.routes import ListenerKey, compile_document
 from l4plan.runtime.serve import Runtime, Settings, SignalHandler
 from runtime_helpers import Transport, UdpReactor, lb_rule, make_document, make_rule
 
-SETTINGS = Settings(drain_timeout=10)
+SETTINGS = Settings(drain_timeout=10, splice=False)  # in-memory transports
 POOL = {
     "pool": {
         "algorithm": "round_robin",

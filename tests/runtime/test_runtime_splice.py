@@ -7,21 +7,15 @@ through the kernel for real.
 
 import errno
 import socket
+import struct
 
 import pytest
-from twisted.internet import error, protocol, tcp
+from twisted.internet import error
 from twisted.internet.testing import MemoryReactor
 
 from l4plan.runtime import splice
 
 pytestmark = pytest.mark.skipif(not splice.available(), reason="os.splice is Linux-only")
-
-
-class Recorder(protocol.Protocol):
-    reason = None
-
-    def connectionLost(self, reason):
-        self.reason = reason
 
 
 def tcp_pair():
@@ -30,49 +24,58 @@ def tcp_pair():
         app = socket.create_connection(server.getsockname())
         relay_side, _ = server.accept()
     app.settimeout(5)
+    relay_side.setblocking(False)
     return app, relay_side
+
+
+class Parts:
+    """A relay and everything around it."""
+
+    reason = None
+
+    def __init__(self, first=b"", origin_sndbuf=None):
+        self.reactor = MemoryReactor()
+        self.client_app, self.client_sock = tcp_pair()
+        self.origin_app, self.origin_sock = tcp_pair()
+        if origin_sndbuf:
+            self.origin_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, origin_sndbuf)
+        self.counted = {"in": 0, "out": 0}
+        self.pool = splice.PipePool(keep=4)
+        self.relay = splice.SpliceRelay(
+            self.reactor,
+            self.pool,
+            self.client_sock,
+            self.origin_sock,
+            lambda n: self.count("in", n),
+            lambda n: self.count("out", n),
+            self.ended,
+            first=first,
+        )
+        self.client_end, self.origin_end = self.relay._ends
+
+    def count(self, key, n):
+        self.counted[key] += n
+
+    def ended(self, reason):
+        """As the runtime does: reset on abort, then close."""
+        self.reason = reason
+        for sock in (self.client_sock, self.origin_sock):
+            if isinstance(reason, error.ConnectionAborted):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+
+    def close(self):
+        self.relay.end(error.ConnectionDone())
+        self.pool.close()
+        self.client_app.close()
+        self.origin_app.close()
 
 
 @pytest.fixture
 def relayed():
-    """A relay between a client and an origin socket; yields a namespace of parts."""
-    reactor = MemoryReactor()
-    client_app, client_sock = tcp_pair()
-    origin_app, origin_sock = tcp_pair()
-    client_proto, origin_proto = Recorder(), Recorder()
-    client = tcp.Connection(client_sock, client_proto, reactor)
-    origin = tcp.Connection(origin_sock, origin_proto, reactor)
-    client.connected = origin.connected = 1
-    counted = {"in": 0, "out": 0}
-
-    def count(key):
-        return lambda n: counted.__setitem__(key, counted[key] + n)
-
-    pool = splice.PipePool(keep=4)
-    relay = splice.SpliceRelay(reactor, pool, client, origin, count("in"), count("out"))
-    ends = {e.socket: e for e in relay._ends}
-
-    class Parts:
-        pass
-
     parts = Parts()
-    parts.__dict__.update(
-        reactor=reactor,
-        relay=relay,
-        pool=pool,
-        client_app=client_app,
-        origin_app=origin_app,
-        client_end=ends[client_sock],
-        origin_end=ends[origin_sock],
-        client_proto=client_proto,
-        origin_proto=origin_proto,
-        counted=counted,
-    )
     yield parts
-    relay.end(error.ConnectionDone())
-    pool.close()
-    client_app.close()
-    origin_app.close()
+    parts.close()
 
 
 def recv_exactly(sock, size):
@@ -151,22 +154,21 @@ def test_half_close_passes_fin_after_the_bytes(relayed):
     relayed.origin_app.sendall(b"answer")
     relayed.origin_end.doRead()
     assert recv_exactly(relayed.client_app, 6) == b"answer"
-    assert relayed.client_proto.reason is None
+    assert relayed.reason is None
     relayed.origin_app.shutdown(socket.SHUT_WR)
     relayed.origin_end.doRead()
     assert relayed.client_app.recv(10) == b""
-    assert relayed.client_proto.reason.check(error.ConnectionDone)
-    assert relayed.origin_proto.reason.check(error.ConnectionDone)
+    assert isinstance(relayed.reason, error.ConnectionDone)
     assert not relayed.reactor.readers and not relayed.reactor.writers
 
 
 def test_reset_ends_both_legs_as_lost(relayed):
-    """An origin reset closes the client too (a FIN, as the Python relay does)."""
-    relayed.origin_app.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+    """An origin reset ends the relay as lost; the client gets a FIN, as from
+    the Python relay."""
+    relayed.origin_app.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     relayed.origin_app.close()
     relayed.origin_end.doRead()
-    assert relayed.client_proto.reason.check(error.ConnectionLost)
-    assert relayed.origin_proto.reason.check(error.ConnectionLost)
+    assert isinstance(relayed.reason, error.ConnectionLost)
     assert relayed.client_app.recv(1) == b""
 
 
@@ -176,7 +178,7 @@ def test_abort_resets_both_peers(relayed):
         with pytest.raises(OSError) as raised:
             app.recv(1) or app.send(b"x")
         assert raised.value.errno in (errno.ECONNRESET, errno.EPIPE)
-    assert relayed.client_proto.reason.check(error.ConnectionAborted)
+    assert isinstance(relayed.reason, error.ConnectionAborted)
     assert not relayed.reactor.readers and not relayed.reactor.writers
 
 
@@ -191,3 +193,25 @@ def test_pool_keeps_a_bounded_number_of_pipes():
         splice.os.fstat(pipes[2].read_fd)  # the third was closed
     pool.close()
     assert not pool._free
+
+
+def test_first_bytes_go_before_anything_spliced():
+    """The passthrough header leaves first, even when the origin takes only part
+    of it at once and client bytes are already in the pipe."""
+    header = b"PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n" * 4000  # more than a send takes
+    parts = Parts(first=header, origin_sndbuf=4096)
+    try:
+        assert parts.origin_end.writing  # the socket took part of the header
+        parts.client_app.sendall(b"payload")
+        parts.client_end.doRead()
+        received = b""
+        for _ in range(10000):  # bounded
+            if parts.origin_end.writing:
+                parts.origin_end.doWrite()
+            received += parts.origin_app.recv(1 << 20)
+            if len(received) == len(header) + 7:
+                break
+        assert received == header + b"payload"
+        assert not parts.origin_end.writing
+    finally:
+        parts.close()

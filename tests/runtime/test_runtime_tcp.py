@@ -33,6 +33,7 @@ def relay(
         connect_timeout=5,
         idle_timeout=60,
         max_connections=max_connections,
+        pipes=None,
     )
     return reactor, factory, rule.counters
 
