@@ -5,6 +5,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -379,3 +381,16 @@ def test_sigterm_lets_every_worker_drain(processes, start_origin, workers_runtim
     status, _ = processes.stop(runtime, sig=None)
     assert status == 0
     assert not alive(workers[1]["pid"])
+
+
+def test_workers_must_be_at_least_one(tmp_path):
+    """`--workers 0` is a usage error."""
+    result = subprocess.run(
+        [sys.executable, "-m", "l4plan", "runtime", "serve", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "--workers" in result.stderr
