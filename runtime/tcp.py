@@ -274,6 +274,7 @@ class SplicedClientLeg(ClientLeg):
 
     spliced = None  # the SpliceRelay, once the origin is connected
     origin_socket = None
+    _aborted = False  # abort() came before the relay: do not start it
 
     def open_origin(self, host, port):
         d = connect.connect(self.factory.reactor, host, port, self.factory.connect_timeout)
@@ -286,6 +287,9 @@ class SplicedClientLeg(ClientLeg):
 
     def _origin_socket_connected(self, sock):
         self._stop_connecting = None
+        if self._aborted:  # the client's socket closes on the next reactor turn
+            sock.close()
+            return
         self.origin_socket = sock
         self.transport.setTcpNoDelay(True)
         if self.rule.keepalive:
@@ -314,6 +318,7 @@ class SplicedClientLeg(ClientLeg):
         if self.spliced is not None:
             self.spliced.end(error.ConnectionAborted())
         else:
+            self._aborted = True
             self.transport.abortConnection()
 
 

@@ -1,4 +1,5 @@
-"""The splice relay on real loopback sockets, its events driven by hand.
+"""The splice relay and the spliced client leg on real loopback sockets, their
+events driven by hand.
 
 The reactor is a MemoryReactor, so each test decides when a socket is "readable"
 or "writable" and checks which events the relay asks for; the bytes travel
@@ -10,10 +11,16 @@ import socket
 import struct
 
 import pytest
-from twisted.internet import error
-from twisted.internet.testing import MemoryReactor
+from twisted.internet import error, tcp
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.python.failure import Failure
 
 from l4plan.runtime import splice
+from l4plan.runtime.metrics import RuleCounters
+from l4plan.runtime.origins import FixedOrigin
+from l4plan.runtime.routes import Route, Rule
+from l4plan.runtime.tcp import RelayFactory, SplicedClientLeg
 
 pytestmark = pytest.mark.skipif(not splice.available(), reason="os.splice is Linux-only")
 
@@ -213,5 +220,99 @@ def test_first_bytes_go_before_anything_spliced():
                 break
         assert received == header + b"payload"
         assert not parts.origin_end.writing
+    finally:
+        parts.close()
+
+
+class LegParts:
+    """A SplicedClientLeg on a real accepted socket, its origin a real listener."""
+
+    def __init__(self, passthrough="off"):
+        self.reactor = MemoryReactorClock()
+        self.origin_server = socket.create_server(("127.0.0.1", 0))
+        rule = Rule(
+            "app/tcp/7000", "tcp", passthrough, False, None, FixedOrigin("127.0.0.1"), RuleCounters()
+        )
+        self.counters = rule.counters
+        self.factory = RelayFactory(
+            Route(rule, [self.origin_server.getsockname()[1]]),
+            self.reactor,
+            connect_timeout=5,
+            idle_timeout=60,
+            max_connections=10,
+            pipes=splice.PipePool(keep=4),
+        )
+        self.client_app, client_sock = tcp_pair()
+        self.leg = self.factory.buildProtocol(None)
+        self.transport = tcp.Connection(client_sock, self.leg, self.reactor)
+        self.transport.connected = 1
+        self.transport.getPeer = lambda: IPv4Address("TCP", *self.client_app.getsockname())
+        self.transport.getHost = lambda: IPv4Address("TCP", *self.client_app.getpeername())
+        self.leg.makeConnection(self.transport)
+
+    def finish_connect(self):
+        """Let the origin accept and the leg see its connect complete."""
+        (connecting,) = self.reactor.getWriters()
+        self.origin_app, _ = self.origin_server.accept()
+        self.origin_app.settimeout(5)
+        connecting.doWrite()
+
+    def close(self):
+        for sock in (self.client_app, self.origin_server, getattr(self, "origin_app", None)):
+            if sock is not None:
+                sock.close()
+        self.factory.pipes.close()
+
+
+def test_leg_splices_both_ways_with_the_header_first():
+    parts = LegParts("proxy_protocol_v1")
+    try:
+        assert isinstance(parts.leg, SplicedClientLeg)
+        parts.client_app.sendall(b"hello")  # before the origin answers
+        parts.finish_connect()
+        host, port = parts.client_app.getsockname()
+        header = f"PROXY TCP4 {host} 127.0.0.1 {port} {parts.client_app.getpeername()[1]}\r\n"
+        assert recv_exactly(parts.origin_app, len(header) + 5) == header.encode() + b"hello"
+        parts.origin_app.sendall(b"answer")
+        origin_end = parts.leg.spliced._ends[1]
+        origin_end.doRead()
+        assert recv_exactly(parts.client_app, 6) == b"answer"
+        parts.client_app.shutdown(socket.SHUT_WR)
+        parts.leg.spliced._ends[0].doRead()
+        assert parts.origin_app.recv(1) == b""
+        parts.origin_app.shutdown(socket.SHUT_WR)
+        origin_end.doRead()
+        assert parts.client_app.recv(1) == b""
+        assert (parts.counters.bytes_in, parts.counters.bytes_out) == (5, 6)
+        assert parts.counters.active == 0 and not parts.factory.connections
+        assert not parts.reactor.getReaders() and not parts.reactor.getWriters()
+    finally:
+        parts.close()
+
+
+def test_abort_before_the_origin_answers_starts_no_relay():
+    """Drain expiry while the origin connect is in flight: the connect that
+    completes afterwards is closed, nothing stays registered or counted open."""
+    parts = LegParts()
+    try:
+        parts.leg.abort()
+        parts.finish_connect()
+        parts.reactor.advance(0)  # Twisted's abortConnection closes on the next turn
+        assert parts.leg.spliced is None
+        assert parts.origin_app.recv(1) == b""
+        assert parts.counters.active == 0
+        assert not parts.reactor.getReaders() and not parts.reactor.getWriters()
+    finally:
+        parts.close()
+
+
+def test_client_gone_while_connecting_cancels_the_connect():
+    parts = LegParts()
+    try:
+        (connecting,) = parts.reactor.getWriters()
+        parts.transport.connectionLost(Failure(error.ConnectionLost()))
+        assert connecting.socket.fileno() == -1
+        assert parts.counters.origin_failures == 0 and parts.counters.active == 0
+        assert not parts.reactor.getWriters() and not parts.reactor.getDelayedCalls()
     finally:
         parts.close()
