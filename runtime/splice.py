@@ -6,6 +6,8 @@ sent, Python has nothing to add to the bytes, so copying them into the process
 and out again is wasted work. C{os.splice} (Linux) moves them between the two
 sockets through a pipe instead, with its own descriptors registered with the
 reactor; the sockets' owner is told when the relay ends and closes them.
+Small messages are cheaper to copy than to splice, so each direction copies
+until a read shows a stream (see L{_Direction}).
 
 A direction borrows a pipe from a L{PipePool} only while it has bytes in
 flight: an idle connection holds no pipe, or 10,000 idle connections would
@@ -21,6 +23,8 @@ from twisted.internet.interfaces import IReadWriteDescriptor
 from zope.interface import implementer
 
 PIPE_SIZE = 1 << 20  # bytes in flight per direction: a pipe's usual maximum
+COPY_SIZE = 1 << 16  # a recv this full means a stream: splice it
+SMALL = 1 << 14  # a splice smaller than this means messages: copy them
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 
 
@@ -109,19 +113,25 @@ class _End:
 class _Direction:
     """Bytes from C{source} to C{destination}; C{counted(n)} after each move in.
 
-    C{first} is sent before anything spliced (the passthrough header).
+    C{buffered} bytes (read in Python, or the passthrough header) leave
+    before anything in the pipe. A direction starts C{copying}: small
+    messages cost one recv and one send, fewer system calls and less kernel
+    work than two splices and a pipe. A read that fills L{COPY_SIZE} means a
+    stream, which is spliced from then on, until a splice moves less than
+    L{SMALL} with the pipe empty.
     """
 
     pipe = None
     pending = 0  # bytes in the pipe, not yet sent on
     eof = False  # the source sent its FIN
     shut = False  # ... and the destination got it
+    copying = True
 
-    def __init__(self, source, destination, counted, first=b""):
+    def __init__(self, source, destination, counted, buffered=b""):
         self.source = source
         self.destination = destination
         self.counted = counted
-        self.first = first
+        self.buffered = buffered
 
 
 class SpliceRelay:
@@ -141,7 +151,7 @@ class SpliceRelay:
         self._ended = ended
         client_end, origin_end = _End(self, client), _End(self, origin)
         self._ends = (client_end, origin_end)
-        up = _Direction(client_end, origin_end, counted_in, first)
+        up = _Direction(client_end, origin_end, counted_in, buffered=first)
         down = _Direction(origin_end, client_end, counted_out)
         self._directions = (up, down)
         client_end.outgoing = origin_end.incoming = up
@@ -153,9 +163,11 @@ class SpliceRelay:
             self.flush(up)
 
     def pump(self, direction):
-        """The source is readable: move what it has into the pipe, then on."""
+        """The source is readable: move what it has on, copied or spliced."""
         if self.ended:
             return
+        if direction.copying:
+            return self._copy(direction)
         if direction.pipe is None:
             direction.pipe = self.pool.take()
         room = direction.pipe.size - direction.pending
@@ -173,16 +185,33 @@ class SpliceRelay:
             direction.pending += moved
             direction.counted(moved)
         self.flush(direction)
+        if moved and moved < SMALL and not direction.pending and not self.ended:
+            direction.copying = True
+
+    def _copy(self, direction):
+        try:
+            data = direction.source.socket.recv(COPY_SIZE)
+        except BlockingIOError:
+            data = None
+        except OSError as exc:
+            return self.end(error.ConnectionLost(exc))
+        if data == b"":
+            direction.eof = True
+        elif data:
+            direction.buffered += data
+            direction.counted(len(data))
+            direction.copying = len(data) < COPY_SIZE
+        self.flush(direction)
 
     def flush(self, direction):
         """Send what waits; shut the destination's writing after a FIN."""
         if self.ended:
             return
         try:
-            if direction.first:
-                sent = direction.destination.socket.send(direction.first)
-                direction.first = direction.first[sent:]
-            while direction.pending and not direction.first:
+            if direction.buffered:
+                sent = direction.destination.socket.send(direction.buffered)
+                direction.buffered = direction.buffered[sent:]
+            while direction.pending and not direction.buffered:
                 sent = os.splice(
                     direction.pipe.read_fd, direction.destination.fd, direction.pending, flags=_FLAGS
                 )
@@ -191,7 +220,7 @@ class SpliceRelay:
             pass
         except OSError as exc:
             return self.end(error.ConnectionLost(exc))
-        waiting = direction.pending or direction.first
+        waiting = direction.pending or direction.buffered
         if not waiting:
             if direction.pipe is not None:
                 self.pool.give(direction.pipe)
@@ -204,7 +233,10 @@ class SpliceRelay:
                     pass
                 if all(d.shut for d in self._directions):
                     return self.end(error.ConnectionDone())
-        room = direction.pipe is None or direction.pending < direction.pipe.size
+        if direction.copying:  # read again once what was read has left
+            room = not direction.buffered
+        else:
+            room = direction.pipe is None or direction.pending < direction.pipe.size
         direction.source.want(not direction.eof and room, direction.source.writing)
         direction.destination.want(direction.destination.reading, bool(waiting))
 

@@ -113,7 +113,31 @@ def test_idle_relay_reads_both_sockets_and_holds_no_pipe(relayed):
     relayed.client_end.doRead()
     recv_exactly(relayed.origin_app, 1)
     assert all(d.pipe is None for d in relayed.relay._directions)
-    assert len(relayed.pool._free) == 1  # lent for the move, given back
+    assert not relayed.pool._free  # a small message is copied: no pipe taken
+
+
+def test_a_stream_is_spliced_then_messages_are_copied_again(relayed):
+    """A read that fills the copy buffer switches to splicing; a small splice
+    with the pipe empty switches back. The bytes stay in order throughout."""
+    up = relayed.relay._directions[0]
+    relayed.client_app.sendall(b"a" * (4 * splice.COPY_SIZE))
+    received = b""
+    for _ in range(1000):  # bounded
+        if relayed.client_end.reading:
+            relayed.client_end.doRead()
+        if relayed.origin_end.writing:
+            relayed.origin_end.doWrite()
+        received += relayed.origin_app.recv(1 << 20)
+        if len(received) == 4 * splice.COPY_SIZE:
+            break
+    assert received == b"a" * (4 * splice.COPY_SIZE)
+    assert not up.copying  # a stream: spliced
+    assert len(relayed.pool._free) == 1  # the pipe was lent, and given back
+    relayed.client_app.sendall(b"small")
+    relayed.client_end.doRead()
+    assert recv_exactly(relayed.origin_app, 5) == b"small"
+    assert up.copying  # messages again
+    assert relayed.counted["in"] == 4 * splice.COPY_SIZE + 5
 
 
 def test_slow_destination_stops_reading_the_source(relayed):
