@@ -64,7 +64,7 @@ class _Connecting:
         if code:
             return self._fail(error.getConnectError((code, os.strerror(code))))
         self._stop()
-        self.result.callback(self.socket)
+        self._settle().callback(self.socket)
 
     def connectionLost(self, reason):
         """The reactor saw an error or hang-up (a refused connect, often)."""
@@ -81,8 +81,15 @@ class _Connecting:
     def _fail(self, reason):
         self._stop()
         self.socket.close()
-        self.result.errback(reason)
+        self._settle().errback(reason)
+
+    def _settle(self):
+        """The result, no longer referenced from here: the Deferred's canceller
+        refers to this object, and a cycle would wait for the garbage collector."""
+        result, self.result = self.result, None
+        return result
 
     def _cancel(self, result):
         self._stop()
         self.socket.close()
+        self.result = None

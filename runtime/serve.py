@@ -7,6 +7,7 @@ ends UDP sessions (their edge socket is gone, replies could not leave), and
 lets TCP connections finish for the drain timeout before aborting them.
 """
 
+import gc
 import ipaddress
 import json
 import signal
@@ -350,6 +351,10 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
         watch_parent(reactor, lambda: signals.handle("main exited"), parent)
     ready = defer.succeed(None) if workers is None else workers.ready
     ready.addCallback(lambda _: print("ready", file=out, flush=True))
+    # Start-up objects (modules, schemas) live as long as the process: frozen,
+    # they are not traversed by every full collection (34 ms each here).
+    gc.collect()
+    gc.freeze()
     reactor.run(installSignalHandlers=False)
     print(
         json.dumps({"counters": runtime.metrics.snapshot()}, sort_keys=True), file=out, flush=True

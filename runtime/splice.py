@@ -254,4 +254,7 @@ class SpliceRelay:
             elif direction.pipe is not None:
                 self.pool.give(direction.pipe)
             direction.pipe = None
-        self._ended(reason)
+        for end in self._ends:  # no reference cycle left: freed at once, not by
+            end.outgoing = end.incoming = None  # a garbage collection pausing all
+        ended, self._ended, self._directions, self._ends = self._ended, None, (), ()
+        ended(reason)
