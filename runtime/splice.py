@@ -76,13 +76,23 @@ class _End:
     """One socket of a relay as the reactor sees it: readable starts the
     direction leaving it, writable resumes the direction entering it."""
 
-    outgoing = incoming = None  # the two _Directions, set by the relay
-    reading = writing = False
+    __slots__ = (
+        "relay",
+        "socket",
+        "fd",
+        "outgoing",
+        "incoming",
+        "reading",
+        "writing",
+        "__weakref__",
+    )
 
     def __init__(self, relay, sock):
         self.relay = relay
         self.socket = sock
         self.fd = sock.fileno()
+        self.outgoing = self.incoming = None  # the two _Directions, set by the relay
+        self.reading = self.writing = False
 
     def fileno(self):
         return self.fd
@@ -121,17 +131,30 @@ class _Direction:
     L{SMALL} with the pipe empty.
     """
 
-    pipe = None
-    pending = 0  # bytes in the pipe, not yet sent on
-    eof = False  # the source sent its FIN
-    shut = False  # ... and the destination got it
-    copying = True
+    # Slots: an idle relayed connection holds a relay, two ends and two
+    # directions; without instance dictionaries they take 0.6 KiB, not 2.
+    __slots__ = (
+        "source",
+        "destination",
+        "counted",
+        "buffered",
+        "pipe",
+        "pending",
+        "eof",
+        "shut",
+        "copying",
+    )
 
     def __init__(self, source, destination, counted, buffered=b""):
         self.source = source
         self.destination = destination
         self.counted = counted
         self.buffered = buffered
+        self.pipe = None
+        self.pending = 0  # bytes in the pipe, not yet sent on
+        self.eof = False  # the source sent its FIN
+        self.shut = False  # ... and the destination got it
+        self.copying = True
 
 
 class SpliceRelay:
@@ -144,6 +167,16 @@ class SpliceRelay:
     relay ends when both directions are shut, at the first error, or on
     L{end}; then C{ended(reason)} closes the sockets, whose owner it is.
     """
+
+    __slots__ = (
+        "reactor",
+        "pool",
+        "_ended",
+        "_ends",
+        "_directions",
+        "ended",
+        "__weakref__",
+    )
 
     def __init__(self, reactor, pool, client, origin, counted_in, counted_out, ended, first=b""):
         self.reactor = reactor
@@ -213,7 +246,10 @@ class SpliceRelay:
                 direction.buffered = direction.buffered[sent:]
             while direction.pending and not direction.buffered:
                 sent = os.splice(
-                    direction.pipe.read_fd, direction.destination.fd, direction.pending, flags=_FLAGS
+                    direction.pipe.read_fd,
+                    direction.destination.fd,
+                    direction.pending,
+                    flags=_FLAGS,
                 )
                 direction.pending -= sent
         except BlockingIOError:

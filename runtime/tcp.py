@@ -331,9 +331,7 @@ class RelayFactory(protocol.ServerFactory):
 
     noisy = False
 
-    def __init__(
-        self, route, reactor, connect_timeout, idle_timeout, max_connections, pipes=PIPES
-    ):
+    def __init__(self, route, reactor, connect_timeout, idle_timeout, max_connections, pipes=PIPES):
         self.protocol = ClientLeg if pipes is None else SplicedClientLeg
         self.pipes = pipes
         self.route = route
@@ -347,9 +345,7 @@ class RelayFactory(protocol.ServerFactory):
     def admit(self, leg):
         """Count C{leg} in, or count why it is turned away (ACL, limit) and say no."""
         counters = leg.rule.counters
-        if leg.rule.acl is not None and not leg.rule.acl.allows(
-            leg.transport.getPeer().host
-        ):
+        if leg.rule.acl is not None and not leg.rule.acl.allows(leg.transport.getPeer().host):
             counters.denied += 1
             return False
         if counters.active >= self.max_connections:
