@@ -21,6 +21,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from l4plan.runtime import admin as admin_api
+from l4plan.runtime import reactor as relay_reactor
 from l4plan.runtime.metrics import Metrics
 from l4plan.runtime.origins import HealthChecker, HostCache
 from l4plan.runtime.reconcile import LiveConfig
@@ -327,7 +328,7 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
     port is taken.
     """
     if reactor is None:
-        from twisted.internet import reactor
+        reactor = relay_reactor.install()
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     runtime = Runtime(reactor, settings)
     live = LiveConfig.restore(runtime, settings.data_dir)
