@@ -38,7 +38,12 @@ def connect(reactor, host, port, timeout):
     if code in (0, errno.EINPROGRESS):
         return _Connecting(reactor, sock, timeout).result
     sock.close()
-    return defer.fail(error.getConnectError((code, os.strerror(code))))
+    return defer.fail(_connect_error(code))
+
+
+def _connect_error(code):
+    """The L{error.ConnectError} subclass Twisted uses for errno C{code}."""
+    return error.getConnectError((code, os.strerror(code)))
 
 
 @implementer(IWriteDescriptor)
@@ -60,18 +65,20 @@ class _Connecting:
         return "connect"
 
     def doWrite(self):
-        code = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code:
-            return self._fail(error.getConnectError((code, os.strerror(code))))
+        failed = self._socket_error()
+        if failed is not None:
+            return self._fail(failed)
         self._stop()
         self._settle().callback(self.socket)
 
     def connectionLost(self, reason):
         """The reactor saw an error or hang-up (a refused connect, often)."""
+        self._fail(self._socket_error() or error.ConnectError(string=reason.getErrorMessage()))
+
+    def _socket_error(self):
+        """Why the connect failed (SO_ERROR), or None."""
         code = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code:
-            return self._fail(error.getConnectError((code, os.strerror(code))))
-        self._fail(error.ConnectError(string=reason.getErrorMessage()))
+        return _connect_error(code) if code else None
 
     def _stop(self):
         self.reactor.removeWriter(self)
