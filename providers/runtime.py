@@ -72,23 +72,24 @@ class RuntimeProvider(Provider):
     def open_connections(self):
         """Open connections and sessions per rule, from ``GET /v1/status``."""
         with _talking():
-            answer = self.client().request("GET", "/v1/status")
-        if answer.status != 200:
-            raise ProviderError(
-                f"the runtime on {self.admin} answered GET /v1/status with {answer.status}: {_reasons(answer)}"
-            )
-        return {key: counters["active"] for key, counters in answer.body["rules"].items()}
+            status = self._get("/v1/status")
+        return {key: counters["active"] for key, counters in status["rules"].items()}
 
     # --- the runtime ---------------------------------------------------------
 
     def current(self):
         """``(generation, document)`` the runtime serves now."""
-        answer = self.client().request("GET", "/v1/config")
+        body = self._get("/v1/config")
+        return body["generation"], body["config"]
+
+    def _get(self, path):
+        """The JSON body of ``GET path``; anything but 200 is a ProviderError."""
+        answer = self.client().request("GET", path)
         if answer.status != 200:
             raise ProviderError(
-                f"the runtime on {self.admin} answered GET /v1/config with {answer.status}: {_reasons(answer)}"
+                f"the runtime on {self.admin} answered GET {path} with {answer.status}: {_reasons(answer)}"
             )
-        return answer.body["generation"], answer.body["config"]
+        return answer.body
 
     def _check_unchanged_since(self, plan, running):
         """Refuse when the runtime no longer runs what the plan's "before" side shows."""
