@@ -14,29 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from engine_helpers import SITE, SUBPROCESS_TIMEOUT
 from l4plan.cli import main
 
 FAKE_DIST = Path(__file__).parent / "fakeprovider"
-SITE = 'site "example.com" {\n  plan = "enterprise"\n}\n'
 PROVIDER = 'provider "fake" {\n  remote = "remote.json"\n}\n'
-SUBPROCESS_TIMEOUT = 60
-
-
-def application(
-    name, edge_port="7000", origin_port="17000", domain=None, protect=False
-):
-    """The HCL of one application with one TCP rule."""
-    lifecycle = "  lifecycle { prevent_destroy = true }\n" if protect else ""
-    return (
-        f'application "{name}" {{\n'
-        f'  domain = "{domain or name + ".example.com"}"\n{lifecycle}'
-        f"  rule {{\n"
-        f'    protocol    = "tcp"\n'
-        f'    edge_port   = "{edge_port}"\n'
-        f'    origin      = "127.0.0.1"\n'
-        f'    origin_port = "{origin_port}"\n'
-        f"  }}\n}}\n"
-    )
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 from importlib.resources import files
 
 import jsonschema
-from conftest import application
+from engine_helpers import application
 
 from l4plan.cli.plan_commands import NO_TERMINAL
 from l4plan.state import lock

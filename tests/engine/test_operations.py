@@ -1,7 +1,7 @@
 """The steps of l4plan.apply, each on its own, with an in-memory provider."""
 
 import pytest
-from conftest import SITE, application
+from engine_helpers import SITE, application
 
 from l4plan import apply as engine
 from l4plan.config.variables import VariableInputs

@@ -5,7 +5,7 @@ import pty
 import select
 import time
 
-from conftest import SUBPROCESS_TIMEOUT, application
+from engine_helpers import SUBPROCESS_TIMEOUT, application
 
 from l4plan.state import read_state
 

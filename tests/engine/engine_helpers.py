@@ -1,0 +1,25 @@
+"""What the engine tests import: the configuration pieces and the subprocess timeout.
+
+Not in conftest.py: tests/live has a conftest too, and a test importing
+"conftest" would get whichever of the two was imported first.
+"""
+
+SITE = 'site "example.com" {\n  plan = "enterprise"\n}\n'
+SUBPROCESS_TIMEOUT = 60
+
+
+def application(
+    name, edge_port="7000", origin_port="17000", domain=None, protect=False
+):
+    """The HCL of one application with one TCP rule."""
+    lifecycle = "  lifecycle { prevent_destroy = true }\n" if protect else ""
+    return (
+        f'application "{name}" {{\n'
+        f'  domain = "{domain or name + ".example.com"}"\n{lifecycle}'
+        f"  rule {{\n"
+        f'    protocol    = "tcp"\n'
+        f'    edge_port   = "{edge_port}"\n'
+        f'    origin      = "127.0.0.1"\n'
+        f'    origin_port = "{origin_port}"\n'
+        f"  }}\n}}\n"
+    )
