@@ -269,10 +269,14 @@ class _Status(Resource):
             "draining": draining,
             "rules": _served_rules(runtime, listeners + draining),
         }
-        if self._workers is None:
-            return _answer(request, 200, status)
-        merged = self._workers.status(status)
+        merged = _with_workers(self._workers, status)
         return _respond(request, merged.addCallback(lambda s: _answer(request, 200, s)))
+
+
+def _with_workers(workers, own):
+    """A Deferred of C{own}, this process's status, merged with every other
+    worker's when there are workers (fired at once when there are none)."""
+    return defer.succeed(own) if workers is None else workers.status(own)
 
 
 def _served_rules(runtime, listeners):
@@ -328,9 +332,7 @@ class _Metrics(Resource):
     def render_GET(self, request):
         request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
         snapshot, generation = self._live.runtime.metrics.snapshot(), self._live.generation
-        if self._workers is None:
-            return prometheus_text(snapshot, generation).encode()
         own = {"generation": generation, "listeners": [], "draining": [], "rules": snapshot}
-        merged = self._workers.status(own)  # counters of the rules the other workers serve
+        merged = _with_workers(self._workers, own)  # and the rules the other workers serve
         merged.addCallback(lambda status: prometheus_text(status["rules"], generation).encode())
         return _respond(request, merged)
