@@ -20,6 +20,7 @@ from benchmarks.processes import (
     wait_for_line,
     wait_for_port,
 )
+from l4plan.runtime import document as runtime_document
 
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
@@ -221,13 +222,7 @@ class L4planRuntime(Proxy):
             "keepalive_protection": False,
             "rules": rules,
         }
-        return {
-            "format_version": 1,
-            "site": None,
-            "ip_access_rules": [],
-            "load_balancers": {},
-            "applications": {"bench": application},
-        }
+        return {**runtime_document.empty(), "applications": {"bench": application}}
 
     def _rule(self, route, protocol):
         edge = self.edges[(route.name, protocol)]

@@ -22,6 +22,7 @@ import time
 
 from twisted.internet import task
 
+from l4plan.runtime import document as runtime_document
 from l4plan.runtime.reconcile import LiveConfig
 from l4plan.runtime.serve import Runtime, Settings
 
@@ -67,18 +68,13 @@ def document(applications, base, probe_origin):
     probe = base + applications * PORTS_PER_APPLICATION
     apps["probe"] = _application("probe", probe, probe, probe_origin)
     apps["steady"] = _application("steady", probe + 1, probe + 1, ORIGIN)
-    return {
-        "format_version": 1,
-        "site": {
-            "name": "example.com",
-            "ddos_full_protection": True,
-            "china_mainland_network_optimization": False,
-            "fixed_ipv4": False,
-        },
-        "ip_access_rules": [],
-        "load_balancers": {},
-        "applications": apps,
+    site = {
+        "name": "example.com",
+        "ddos_full_protection": True,
+        "china_mainland_network_optimization": False,
+        "fixed_ipv4": False,
     }
+    return {**runtime_document.empty(), "site": site, "applications": apps}
 
 
 def check_ports_free(bind, base, count):
