@@ -57,7 +57,22 @@ def validate_document(document):
 
 
 def is_host_name(text):
-    return isinstance(text, str) and bool(_HOST_NAME.match(text.lower()))
+    """A DNS host name; all-digit labels (``10.0.0``) are a mistyped address."""
+    return isinstance(text, str) and bool(_HOST_NAME.match(text.lower())) and not looks_numeric(text)
+
+
+def looks_numeric(text):
+    """A dotted name whose labels are all digits: meant as an IPv4 address."""
+    labels = text.split(".")
+    return all(label.isascii() and label.isdigit() for label in labels)
+
+
+def infer_origin_type(origin, lb_names):
+    """The origin_type of an origin written without one: a declared load
+    balancer's name wins, then an IP address, else a host name."""
+    if origin in lb_names:
+        return "load_balancer"
+    return "ip" if is_ip(origin) else "domain"
 
 
 @lru_cache(maxsize=4096)
@@ -228,8 +243,11 @@ class _Checker:
         passthrough = body.get("client_ip_passthrough", "off")
         self.check_passthrough(path + ("client_ip_passthrough",), protocol, passthrough)
         origin = body["origin"]
-        origin_type = body.get("origin_type") or ("ip" if is_ip(origin) else "domain")
-        self.check_origin(path, origin_type, origin, lb_names)
+        origin_type = body.get("origin_type") or infer_origin_type(origin, lb_names)
+        if "origin_type" not in body and looks_numeric(origin) and not is_ip(origin):
+            self.error(path + ("origin",), f'"{origin}" is not a valid IP address', "An IPv4 address is four numbers 0-255, such as 192.0.2.10; a host name needs a label that is not all digits.")
+        else:
+            self.check_origin(path, origin_type, origin, lb_names)
         return Rule(protocol, edge, origin_type, origin, origin_port, passthrough, body.get("comment", ""), mapping)
 
     def ports(self, path, value, parse):

@@ -217,3 +217,23 @@ def test_provider_and_backend_default_to_the_embedded_ones(write_config):
     assert config.backend.attributes == {"path": "l4plan.state.json"}
     config = load(write_config, SITE, app(), 'backend "local" {\n  path = "prod.state.json"\n}\n')
     assert config.backend.attributes == {"path": "prod.state.json"}
+
+
+def test_a_declared_load_balancer_name_infers_load_balancer(write_config):
+    """An origin naming a declared load balancer, with no origin_type, is that load balancer."""
+    pool = 'load_balancer "pool" {\n  origin {\n    address = "192.0.2.10"\n  }\n}\n'
+    config = load(write_config, SITE, pool, app(rules=("tcp", "7000", "pool", "1")))
+    assert config.applications[0].rules[0].origin_type == "load_balancer"
+
+
+@pytest.mark.parametrize("origin", ["192.168.1.300", "10.0.0", "1.2.3.4.5"])
+def test_an_all_digit_origin_is_an_invalid_address(write_config, origin):
+    """A name whose labels are all digits is a mistyped IP address, not a host name."""
+    found = errors(write_config, SITE, app(rules=("tcp", "7000", origin, "1")))
+    assert found == [f'01.l4.hcl:6 application.game.rule[0].origin: "{origin}" is not a valid IP address']
+
+
+def test_an_all_digit_host_name_is_refused(write_config):
+    """origin_type = "domain" does not take an all-digit name either."""
+    rule = ("tcp", "7000", "10.0.0", "1", '    origin_type = "domain"\n')
+    assert '"10.0.0" is not a valid host name' in errors(write_config, SITE, app(rules=rule))[0]
