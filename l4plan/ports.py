@@ -59,10 +59,18 @@ class PortMapping:
     origin: tuple[int, ...]
 
 
-def _parse_port(text):
+PORT_FORMS = (
+    f'Ports are {MIN_PORT}-{MAX_PORT}, written "80", a list "80,81,82", a range '
+    '"100-200" or both "80,100-200", without overlaps'
+)
+
+
+def _parse_port(text, missing):
     text = text.strip()
-    if not text.isdigit():
-        raise PortError(f'"{text}" is not a port number')
+    if not text:
+        raise PortError(missing)
+    if not (text.isascii() and text.isdigit()):
+        raise PortError(f'"{text}" is not a port number (digits 0-9 only)')
     port = int(text)
     if not MIN_PORT <= port <= MAX_PORT:
         raise PortError(f"port {port} is outside {MIN_PORT}-{MAX_PORT}")
@@ -70,9 +78,11 @@ def _parse_port(text):
 
 
 def _parse_range(text):
+    if not text.strip():
+        raise PortError("an entry is empty (two commas in a row, or a comma at an end)")
     first, sep, last = text.partition("-")
-    low = _parse_port(first)
-    high = _parse_port(last) if sep else low
+    low = _parse_port(first, f'range "{text.strip()}" has no first port')
+    high = _parse_port(last, f'range "{text.strip()}" has no last port') if sep else low
     if low > high:
         raise PortError(f'range "{text.strip()}" runs backwards; write "{high}-{low}"')
     return PortRange(low, high)

@@ -12,6 +12,7 @@ from importlib import resources
 import fastjsonschema
 from jsonschema import Draft202012Validator
 
+from l4plan.ports import PORT_FORMS, PortError, parse_port_spec
 
 
 @cache
@@ -101,10 +102,18 @@ def _diagnose(error, document, messages):
 
 
 def _port_message(value):
-    return (
-        f"{value!r} is not a port specification",
-        'Write a port as "80", a list as "80,81,82", a range as "100-200" (ports 1-65535).',
-    )
+    try:
+        parse_port_spec(value)
+        problem = "it is neither a whole number nor text"
+    except PortError as error:
+        problem = str(error)
+    return f"{json.dumps(value, ensure_ascii=False)} is not a port specification: {problem}", f"{PORT_FORMS}."
+
+
+def _pattern_message(error):
+    if error.absolute_path and error.absolute_path[-1] in ("edge_port", "origin_port"):
+        return _port_message(error.instance)
+    return _generic(error)
 
 
 def _type_message(error):
@@ -159,4 +168,5 @@ _MESSAGES = {
     "maxProperties": _properties_count_message,
     "minimum": _range_message,
     "maximum": _range_message,
+    "pattern": _pattern_message,
 }

@@ -26,7 +26,7 @@ from l4plan.model import (
     Settings,
     Site,
 )
-from l4plan.ports import PortError, map_ports, parse_origin_port, parse_port_spec
+from l4plan.ports import PORT_FORMS, PortError, map_ports, parse_origin_port, parse_port_spec
 from l4plan.schema import check_structure
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -254,7 +254,7 @@ class _Checker:
         try:
             return parse(value)
         except PortError as error:
-            self.error(path, f"{path[-1]} {str(value)!r}: {error}", 'Ports are 1-65535; write "80", "80,81,82", "100-200" or "80,100-200" without overlaps.')
+            self.error(path, f"{path[-1]} {str(value)!r}: {error}", f"{PORT_FORMS}.")
             return None
 
     def mapping(self, path, edge, origin):

@@ -84,8 +84,9 @@ def test_length_mismatch_states_both_lengths():
         ("65536", "port 65536 is outside 1-65535"),
         ("80-70", 'range "80-70" runs backwards; write "70-80"'),
         ("80,79-81", '"79-81" and "80" overlap'),
-        ("http", '"http" is not a port number'),
-        ("80,,81", '"" is not a port number'),
+        ("http", '"http" is not a port number (digits 0-9 only)'),
+        ("80,,81", "an entry is empty (two commas in a row, or a comma at an end)"),
+        ("٨٠", '"٨٠" is not a port number (digits 0-9 only)'),
         ("", "empty port specification"),
     ],
 )

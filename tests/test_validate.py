@@ -237,3 +237,25 @@ def test_an_all_digit_host_name_is_refused(write_config):
     """origin_type = "domain" does not take an all-digit name either."""
     rule = ("tcp", "7000", "10.0.0", "1", '    origin_type = "domain"\n')
     assert '"10.0.0" is not a valid host name' in errors(write_config, SITE, app(rules=rule))[0]
+
+
+@pytest.mark.parametrize(
+    "edge, problem",
+    [
+        ("80-", 'range "80-" has no last port'),
+        ("-80", 'range "-80" has no first port'),
+        ("80,,81", "an entry is empty (two commas in a row, or a comma at an end)"),
+        ("80,81,", "an entry is empty (two commas in a row, or a comma at an end)"),
+        ("+80", '"+80" is not a port number (digits 0-9 only)'),
+        ("8e3", '"8e3" is not a port number (digits 0-9 only)'),
+        ("٨٠", '"٨٠" is not a port number (digits 0-9 only)'),
+    ],
+)
+def test_port_syntax_errors_say_what_is_wrong(write_config, edge, problem):
+    """A malformed port list names its fault and the accepted forms, never a regular expression."""
+    with pytest.raises(ConfigError) as error:
+        load(write_config, SITE, app(rules=("tcp", edge, "192.0.2.1", "1")))
+    [diagnostic] = error.value.diagnostics
+    assert diagnostic.summary == f'"{edge}" is not a port specification: {problem}'
+    assert diagnostic.detail.startswith('Ports are 1-65535, written "80", a list "80,81,82"')
+    assert "\\d" not in str(diagnostic)
