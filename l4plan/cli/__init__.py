@@ -5,13 +5,36 @@ top-level group and the options every command shares (``-C``, ``--no-color``).
 """
 
 import os
+from contextlib import contextmanager
 
 import click
 
 from l4plan import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The top-level group: a usage error exits 1, like every other error,
+    because ``--detailed-exitcode`` gives 2 the meaning "changes present"."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        with _usage_errors_exit_one():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx):
+        with _usage_errors_exit_one():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_errors_exit_one():
+    try:
+        yield
+    except click.UsageError as error:
+        error.exit_code = 1
+        raise
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="l4plan")
 @click.option(
     "-C",

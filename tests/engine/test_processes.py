@@ -170,3 +170,17 @@ def test_colour_only_on_a_terminal(project, spawn, run):
     assert "\x1b[" not in on_terminal(spawn, "--no-color", "plan")[1]
     assert "\x1b[" not in on_terminal(spawn, "plan", env={"NO_COLOR": "1"})[1]
     assert "\x1b[" not in run("plan")[1]
+
+
+def test_usage_errors_exit_one_not_the_changes_code(project, run, tmp_path):
+    """A usage error exits 1, never 2, which --detailed-exitcode keeps for "changes"."""
+    missing = tmp_path / "missing"
+    for args in (
+        ("-C", missing, "plan", "--detailed-exitcode"),
+        ("validate", "--var-file", missing),
+        ("plan", "--no-such-option"),
+        ("no-such-command",),
+    ):
+        code, _, err = run(*map(str, args))
+        assert code == 1, (args, err)
+        assert "Error: " in err

@@ -392,5 +392,5 @@ def test_workers_must_be_at_least_one(tmp_path):
         timeout=60,
         cwd=tmp_path,
     )
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "--workers" in result.stderr
