@@ -36,3 +36,16 @@ def print_diagnostics(diagnostics):
         head, _, rest = text.partition(":")
         colour = "red" if diagnostic.severity == "error" else "yellow"
         click.echo(click.style(head, fg=colour, bold=True) + ":" + rest, err=True)
+
+
+def ask_yes(question, what):
+    """Ask on the terminal, Terraform's way; True only for the answer ``yes``."""
+    click.echo(
+        f"\n{question}\n  l4plan will {what}.\n  Only 'yes' will be accepted to approve.\n"
+    )
+    try:
+        answer = click.prompt("  Enter a value", default="", show_default=False)
+    except click.Abort:
+        answer = ""
+    click.echo()
+    return answer == "yes"

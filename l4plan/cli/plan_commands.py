@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import click
 
 from l4plan import apply as engine
-from l4plan.cli.options import print_diagnostics, variable_inputs, variable_options
+from l4plan.cli.options import ask_yes, print_diagnostics, variable_inputs, variable_options
 from l4plan.cli.state_commands import lock_timeout_option
 from l4plan.diagnostics import ConfigError
 from l4plan.plan import PlanError
@@ -251,15 +251,7 @@ def _ask(destroying):
             "perform the actions described above",
         )
     )
-    click.echo(
-        f"\n{question}\n  l4plan will {what}.\n  Only 'yes' will be accepted to approve.\n"
-    )
-    try:
-        answer = click.prompt("  Enter a value", default="", show_default=False)
-    except click.Abort:
-        answer = ""
-    click.echo()
-    return answer == "yes"
+    return ask_yes(question, what)
 
 
 def _complete(outcome, word="Apply"):

@@ -6,12 +6,14 @@ takes ``--lock-timeout``.
 """
 
 import json
+import sys
 from contextlib import contextmanager
 
 import click
 
 from l4plan import state as backend
 from l4plan.apply import state_path_in
+from l4plan.cli.options import ask_yes
 from l4plan.diagnostics import ConfigError
 
 
@@ -134,12 +136,33 @@ def move(source, destination, state_path, lock_timeout):
 
 @click.command("force-unlock")
 @click.argument("lock_id", metavar="ID")
+@click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @state_path_option
-def force_unlock(lock_id, state_path):
+def force_unlock(lock_id, state_path, force):
     """Remove a stale state lock; ID must be the lock's (the lock error shows it)."""
+    with _reported():
+        holder = backend.read_lock(state_path)
+    if holder is not None and holder.id == lock_id and not force:
+        _confirm_unlock(holder)
     with _reported():
         removed = backend.force_unlock(state_path, lock_id)
     click.echo(f"Unlocked {state_path}: removed the lock {removed.describe()}")
+
+
+def _confirm_unlock(holder):
+    """Terraform's question: a lock may belong to a process still at work."""
+    if not sys.stdin.isatty():
+        raise click.ClickException(
+            f"Refusing to force-unlock without confirmation: the lock is "
+            f"{holder.describe()}, and there is no terminal to ask on. Make sure "
+            f"that process is gone, then run again with --force."
+        )
+    if not ask_yes(
+        "Do you really want to force-unlock?",
+        f"remove the lock {holder.describe()}; if that process is still at "
+        f"work, two writers may then change the state at once",
+    ):
+        raise click.ClickException("force-unlock cancelled; the lock is kept.")
 
 
 COMMANDS = (state, force_unlock)

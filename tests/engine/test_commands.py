@@ -239,7 +239,7 @@ def test_refresh_only_conflicts_with_destroy(project, l4plan):
     """--refresh-only with --destroy is a usage error."""
     project.write(application("game"))
     result = l4plan("apply", "--refresh-only", "--destroy")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert (
         "--refresh-only cannot be combined with --destroy or --no-refresh"
         in result.stderr
@@ -400,6 +400,6 @@ def test_state_commands_with_a_broken_configuration(project, l4plan):
     """An unreadable configuration asks for --state instead of guessing."""
     (project.path / "apps.l4.hcl").write_text("application {")
     result = l4plan("state", "list")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "give the state file with --state" in result.stderr
     assert l4plan("state", "list", "--state", "x.json").exit_code == 0

@@ -7,7 +7,7 @@ import time
 
 from engine_helpers import SUBPROCESS_TIMEOUT, application
 
-from l4plan.state import read_state
+from l4plan.state import lock, read_lock, read_state
 
 WAIT_SECONDS = 20
 
@@ -184,3 +184,16 @@ def test_usage_errors_exit_one_not_the_changes_code(project, run, tmp_path):
         code, _, err = run(*map(str, args))
         assert code == 1, (args, err)
         assert "Error: " in err
+
+
+def test_force_unlock_asks_on_a_terminal(project, spawn):
+    """On a terminal force-unlock asks Terraform's question; only "yes" removes the lock."""
+    state_path = project.path / "l4plan.state.json"
+    with lock(state_path, "apply") as held:
+        code, output = on_terminal(spawn, "force-unlock", held.id, answer="no")
+        assert code == 1 and "Do you really want to force-unlock?" in output
+        assert "force-unlock cancelled; the lock is kept." in output
+        assert read_lock(state_path) == held
+        code, output = on_terminal(spawn, "force-unlock", held.id, answer="yes")
+        assert code == 0 and f"removed the lock {held.describe()}" in output
+        assert read_lock(state_path) is None

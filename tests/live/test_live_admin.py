@@ -73,7 +73,7 @@ def test_tcp_admin_needs_a_token_file(tmp_path):
         timeout=60,
         cwd=tmp_path,
     )
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "needs --token-file" in result.stderr
 
 

@@ -61,5 +61,5 @@ def test_status_over_tcp_reads_the_token_file_of_the_provider_block(cli, here):
 def test_serve_token_file_needs_tcp_admin(cli, here):
     """--token-file without --admin tcp:... is a usage error, before anything listens."""
     result = cli("runtime", "serve", "--token-file", "t")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "--token-file goes with --admin tcp:HOST:PORT" in result.output

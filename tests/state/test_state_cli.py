@@ -201,7 +201,7 @@ def test_bad_lock_timeout_is_a_usage_error(state_path, seeded):
         "--state",
         str(state_path),
     )
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert (
         "Invalid value for '--lock-timeout': invalid duration 'soon'" in result.stderr
     )
@@ -216,7 +216,7 @@ def test_force_unlock_right_and_wrong_id(state_path):
             f"Error: the lock {state_path}.lock has ID {held.id}, not nope"
         )
         assert read_lock(state_path) == held
-        right = run("force-unlock", held.id, "--state", str(state_path))
+        right = run("force-unlock", held.id, "--force", "--state", str(state_path))
         assert right.exit_code == 0
         assert (
             right.stdout
@@ -275,7 +275,7 @@ def test_cli_process_force_unlocks_a_killed_holder(state_path, seeded, spawn):
     holder.kill()
     holder.wait(timeout=10)
     assert read_lock(state_path).id == lock_id
-    unlock = spawn(RUN_CLI, "force-unlock", lock_id, "--state", str(state_path))
+    unlock = spawn(RUN_CLI, "force-unlock", lock_id, "--force", "--state", str(state_path))
     out, err = unlock.communicate(timeout=30)
     assert (unlock.returncode, err) == (0, "")
     assert out.startswith(f"Unlocked {state_path}: removed the lock held by ")
@@ -291,3 +291,16 @@ def test_state_in_a_missing_directory(tmp_path):
         f"Error: cannot create the lock file {missing}.lock: No such file or "
         "directory; check that its directory exists and is writable\n",
     )
+
+
+def test_force_unlock_asks_and_refuses_without_a_terminal(state_path):
+    """Without --force and with no terminal to confirm on, force-unlock keeps the lock."""
+    with lock(state_path, "apply") as held:
+        result = run("force-unlock", held.id, "--state", str(state_path))
+        assert result.exit_code == 1
+        assert result.stderr == (
+            "Error: Refusing to force-unlock without confirmation: the lock is "
+            f"{held.describe()}, and there is no terminal to ask on. Make sure "
+            "that process is gone, then run again with --force.\n"
+        )
+        assert read_lock(state_path) == held
