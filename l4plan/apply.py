@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from l4plan.diff import diff, drift, refreshed_state
-from l4plan.plan import Action, Plan, PlanError, PreventDestroyError
+from l4plan.plan import Action, Plan, PlanError, PreventDestroyError, kind_of
 from l4plan.planfile import PlanFileError, check_fresh, config_digest
 from l4plan.provider_registry import get_provider
 from l4plan.providers.base import Provider, ProviderError
@@ -153,18 +153,24 @@ def desired_resources(config, options, current):
 
 
 def targeted(desired, current, targets):
-    """``desired`` for the targets (and the load balancers they use), ``current`` elsewhere.
+    """``desired`` for the targets and what they need, ``current`` elsewhere.
 
     Addresses outside the targets keep what they have, so apply leaves them
-    alone. No targets means everything.
+    alone. A targeted application brings the site, its load balancers and,
+    with WAF IP access control on, the site's access rules; a load balancer
+    that goes brings the applications that go with it (``destroy --target``).
+    A result in which a kept application uses a removed load balancer is
+    refused here, at plan time. No targets means everything.
     """
     if not targets:
         return desired
     check_targets(targets, desired, current)
-    chosen = set(targets) | _load_balancers_used(desired, targets)
+    chosen = _with_needs(set(targets), desired, current)
     picked = {a: desired[a] for a in chosen if a in desired}
     kept = {a: v for a, v in current.items() if a not in chosen}
-    return dict(sorted({**kept, **picked}.items()))
+    result = dict(sorted({**kept, **picked}.items()))
+    _check_load_balancers_kept(result)
+    return result
 
 
 def check_targets(targets, desired, current):
@@ -177,18 +183,45 @@ def check_targets(targets, desired, current):
             )
 
 
-def _load_balancers_used(desired, targets):
-    """Targeted applications need the load balancers their rules point at."""
-    rules = (
-        rule
-        for address in targets
-        for rule in (desired.get(address) or {}).get("rules", ())
-    )
+def _with_needs(chosen, desired, current):
+    """``chosen`` grown until everything it needs is in it."""
+    while True:
+        more = set().union(*(_needs(a, desired, current) for a in chosen)) - chosen
+        if not more:
+            return chosen
+        chosen |= more
+
+
+def _needs(address, desired, current):
+    if address not in desired:
+        return {
+            a
+            for a, attributes in current.items()
+            if a not in desired and address in _load_balancers_of(attributes)
+        }
+    attributes = desired[address]
+    if kind_of(address) != "application":
+        return set()
+    shared = ("site", "ip_access_rule") if attributes.get("waf_ip_access_control") else ("site",)
+    everywhere = desired.keys() | current.keys()
+    return _load_balancers_of(attributes) | {a for a in everywhere if kind_of(a) in shared}
+
+
+def _load_balancers_of(attributes):
     return {
-        f"load_balancer.{r['origin']}"
-        for r in rules
-        if r["origin_type"] == "load_balancer"
+        f"load_balancer.{rule['origin']}"
+        for rule in attributes.get("rules", ())
+        if rule["origin_type"] == "load_balancer"
     }
+
+
+def _check_load_balancers_kept(resources):
+    for address, attributes in resources.items():
+        for missing in sorted(_load_balancers_of(attributes) - resources.keys()):
+            raise EngineError(
+                f"--target would remove {missing}, but {address} still uses it; "
+                f"target {address} too, or change its rules first"
+            )
 
 
 def make_plan(workspace, state, options):
@@ -379,7 +412,7 @@ def _import_block(workspace, state, address, remote_id):
 
 
 def _found(provider, read, address, remote_id):
-    kind = address.partition(".")[0]
+    kind = kind_of(address)
     found = read.get(f"{kind}.{remote_id}")
     if found is None:
         running = sorted(a.partition(".")[2] for a in read if a.startswith(f"{kind}."))

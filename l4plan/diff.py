@@ -7,7 +7,7 @@ change. Port mappings of added and changed rules are worked out here, so the
 renderers need nothing but the plan.
 """
 
-from l4plan.plan import Action, Change, Plan, RuleChange
+from l4plan.plan import Action, Change, Plan, RuleChange, kind_of
 from l4plan.ports import PortError, map_ports, parse_origin_port, parse_port_spec
 
 # Attributes that cannot be changed in place, by address type: changing one
@@ -54,7 +54,7 @@ def drift(state_resources, refreshed_resources, kinds=READ_KINDS):
     else; attributes the provider does not report (``prevent_destroy``, a
     lifecycle setting) are not drift.
     """
-    state = {a: v for a, v in state_resources.items() if _kind(a) in kinds}
+    state = {a: v for a, v in state_resources.items() if kind_of(a) in kinds}
     observed = {
         a: _observed(state.get(a), attrs) for a, attrs in refreshed_resources.items()
     }
@@ -68,16 +68,12 @@ def drift(state_resources, refreshed_resources, kinds=READ_KINDS):
 
 def refreshed_state(state_resources, refreshed_resources, kinds=READ_KINDS):
     """The state as the provider sees it: what ``diff`` compares desired with."""
-    kept = {a: v for a, v in state_resources.items() if _kind(a) not in kinds}
+    kept = {a: v for a, v in state_resources.items() if kind_of(a) not in kinds}
     read = {
         a: {**state_resources.get(a, {}), **attrs}
         for a, attrs in refreshed_resources.items()
     }
     return dict(sorted({**kept, **read}.items()))
-
-
-def _kind(address):
-    return address.partition(".")[0]
 
 
 def _observed(before, after):
@@ -107,7 +103,7 @@ def _compared(address, before, after, reasons, forces):
     rule_changes = _rule_changes(_rules(before), _rules(after))
     if not changed and not rule_changes:
         return Change(address, Action.NO_OP, before, after)
-    forcing = forces.get(_kind(address), frozenset())
+    forcing = forces.get(kind_of(address), frozenset())
     replace_paths = tuple((name,) for name in changed if name in forcing)
     action = Action.REPLACE if replace_paths else Action.UPDATE
     reason = reasons.get(action)

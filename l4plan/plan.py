@@ -15,6 +15,11 @@ from l4plan import __version__
 FORMAT_VERSION = "1.0"
 
 
+def kind_of(address):
+    """The type part of an address: ``application.game`` → ``application``."""
+    return address.partition(".")[0]
+
+
 class Action(Enum):
     """What happens to an address; the value is the glyph the plan shows.
 
@@ -111,7 +116,7 @@ class Change:
     @property
     def kind(self):
         """The address type: ``application``, ``load_balancer``, …"""
-        return self.address.partition(".")[0]
+        return kind_of(self.address)
 
     def to_dict(self):
         kind, _, name = self.address.partition(".")

@@ -86,6 +86,66 @@ def test_targeted_application_brings_its_load_balancer():
     ]
 
 
+def test_targeted_application_with_waf_brings_the_site_and_its_access_rules():
+    """With WAF IP access control on, a targeted application brings every access rule, removed ones too."""
+    desired = {
+        "application.a": attrs("a", waf_ip_access_control=True),
+        "application.b": attrs("b", ipv6=True),
+        "ip_access_rule.deny": {"name": "deny", "action": "deny"},
+        "site.example.com": {"name": "example.com"},
+    }
+    current = {"application.b": attrs("b"), "ip_access_rule.old": {"name": "old"}}
+    assert sorted(engine.targeted(desired, current, ("application.a",))) == [
+        "application.a",
+        "application.b",
+        "ip_access_rule.deny",
+        "site.example.com",
+    ]
+    assert engine.targeted(desired, current, ("application.a",))["application.b"] == attrs("b")
+
+
+def test_targeted_application_without_waf_leaves_access_rules_alone():
+    """Without WAF IP access control an application needs the site but no access rule."""
+    desired = {
+        "application.a": attrs("a"),
+        "ip_access_rule.deny": {"name": "deny"},
+        "site.example.com": {"name": "example.com"},
+    }
+    assert sorted(engine.targeted(desired, {}, ("application.a",))) == [
+        "application.a",
+        "site.example.com",
+    ]
+
+
+def test_destroying_a_load_balancer_brings_the_applications_that_use_it():
+    """destroy --target of a load balancer in use destroys its applications too."""
+    rule = {"origin_type": "load_balancer", "origin": "pool"}
+    current = {
+        "application.a": attrs("a", rules=[rule]),
+        "application.b": attrs("b"),
+        "load_balancer.pool": {"name": "pool"},
+    }
+    assert engine.targeted({}, current, ("load_balancer.pool",)) == {
+        "application.b": attrs("b")
+    }
+
+
+def test_removing_a_load_balancer_still_in_use_is_refused_at_plan_time():
+    """A target that would leave a kept application without its load balancer is refused."""
+    rule = {"origin_type": "load_balancer", "origin": "pool"}
+    current = {
+        "application.a": attrs("a", rules=[rule]),
+        "load_balancer.pool": {"name": "pool"},
+    }
+    desired = {"application.a": attrs("a")}
+    with pytest.raises(engine.EngineError) as caught:
+        engine.targeted(desired, current, ("load_balancer.pool",))
+    assert str(caught.value) == (
+        "--target would remove load_balancer.pool, but application.a still uses "
+        "it; target application.a too, or change its rules first"
+    )
+
+
 def test_target_that_matches_nothing_is_an_error():
     """A target in neither the configuration nor the state is refused by name."""
     with pytest.raises(engine.EngineError) as caught:
