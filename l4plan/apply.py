@@ -134,15 +134,47 @@ def provider_for(config, directory):
 # --- planning ----------------------------------------------------------------
 
 
-def refresh(provider, state_resources, enabled=True):
+def refresh(provider, state, enabled=True):
     """``(current, drift)``: the state as the provider sees it, and what moved."""
+    state_resources = state.attributes()
     if not enabled:
         return state_resources, ()
-    read = provider.read()
+    read = managed_view(provider.read(), state, provider.READS)
     return (
         refreshed_state(state_resources, read, provider.READS),
         drift(state_resources, read, provider.READS),
     )
+
+
+def managed_view(read, state, kinds):
+    """What the provider read, as the state manages it.
+
+    Objects ``state rm`` let go are left out, and each object is filed under
+    the address that manages it: after ``state mv application.a
+    application.b``, ``application.b`` manages the runtime's ``a`` until the
+    next apply renames it there.
+    """
+    owners = {
+        r.remote_address: a for a, r in state.resources.items() if r.type in kinds
+    }
+    return {
+        owners.get(a, a): attributes
+        for a, attributes in read.items()
+        if a not in state.unmanaged
+    }
+
+
+def check_unmanaged_not_declared(desired, state):
+    """A declared object that ``state rm`` let go must be imported, not created
+    over the one that runs."""
+    for address in sorted(desired.keys() & set(state.unmanaged)):
+        if address not in state.resources:
+            raise EngineError(
+                f"{address} is declared, but it was removed from the state with "
+                f'"l4plan state rm" and still runs unmanaged; adopt it with '
+                f'"l4plan import {address} {address.partition(".")[2]}", or remove '
+                f"or rename its block"
+            )
 
 
 def desired_resources(config, options, current):
@@ -226,13 +258,15 @@ def _check_load_balancers_kept(resources):
 
 def make_plan(workspace, state, options):
     """The Proposal for ``state``: refresh, drift, diff and the safety gates."""
-    current, drifted = refresh(workspace.provider, state.attributes(), options.refresh)
+    current, drifted = refresh(workspace.provider, state, options.refresh)
     wanted = desired_resources(workspace.config, options, current)
     desired = targeted(wanted, current, options.targets)
+    check_unmanaged_not_declared(desired, state)
     try:
         plan = diff(desired, current, drifted, state.lineage, state.serial)
     except PreventDestroyError as error:
         raise located(error, workspace.config) from None
+    plan = replace(plan, unmanaged=state.unmanaged)
     if not options.force:
         plan.raise_if_unsafe()
     if options.refresh:
@@ -243,12 +277,13 @@ def make_plan(workspace, state, options):
 def with_open_connections(plan, counts):
     """``plan`` with the live impact: connections open on each changed or removed rule.
 
-    ``counts`` is the provider's ``{"APP/PROTOCOL/EDGE_PORT": n}``; a rule
-    it does not name has none open.
+    ``counts`` is the provider's ``{"APP/PROTOCOL/EDGE_PORT": n}``, APP as the
+    target runs it (the "before" name, until a ``state mv`` is applied); a
+    rule it does not name has none open.
     """
 
     def counted(change):
-        name = change.address.partition(".")[2]
+        name = (change.before or {}).get("name") or change.address.partition(".")[2]
         rules = tuple(
             rule
             if rule.action is Action.CREATE
@@ -378,9 +413,11 @@ def import_resource(workspace, address, remote_id, lock_timeout=0.0):
         block = _import_block(workspace, state, address, remote_id)
         read = workspace.provider.read()
         found = _found(workspace.provider, read, address, remote_id)
-        attributes = {**found, "prevent_destroy": block.get("prevent_destroy", False)}
+        lifecycle = {k: block[k] for k in ("prevent_destroy",) if k in block}
+        attributes = {**found, **lifecycle}
         resource = Resource.at(address, attributes, {"id": remote_id})
-        return write_state(workspace.state_path, state.with_resource(resource))
+        remote = f"{kind_of(address)}.{remote_id}"
+        return write_state(workspace.state_path, state.adopted(resource, remote))
 
 
 def _import_block(workspace, state, address, remote_id):

@@ -186,6 +186,8 @@ class Plan:
 
     ``lineage`` and ``serial`` identify the state the plan was made against,
     so a saved plan can be refused once that state has moved on.
+    ``unmanaged`` names the objects ``state rm`` let go: apply leaves them
+    running as they are.
     """
 
     # Safety thresholds, octodns style: a plan destroying or replacing more
@@ -198,6 +200,7 @@ class Plan:
     lineage: str | None = None
     serial: int = 0
     l4plan_version: str = __version__
+    unmanaged: tuple[str, ...] = ()
 
     def __post_init__(self):
         for name in ("changes", "drift"):
@@ -249,6 +252,7 @@ class Plan:
             "drift": [c.to_dict() for c in self.drift],
             "summary": self.summary,
             "has_changes": self.has_changes,
+            **({"unmanaged": list(self.unmanaged)} if self.unmanaged else {}),
         }
 
     @classmethod
@@ -260,6 +264,7 @@ class Plan:
             lineage=data["lineage"],
             serial=data["serial"],
             l4plan_version=data["l4plan_version"],
+            unmanaged=tuple(data.get("unmanaged", ())),
         )
 
 

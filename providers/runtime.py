@@ -48,9 +48,14 @@ class RuntimeProvider(Provider):
     def _apply(self, plan, desired):
         with _talking():
             generation, document = self.current()
-            self._check_unchanged_since(plan, read_document(document))
+            running = read_document(document)
+            self._check_unchanged_since(plan, running)
+            unmanaged = {a: running[a] for a in plan.unmanaged if a in running}
             answer = self.client().request(
-                "PUT", "/v1/config", build_document(desired), {"If-Match": str(generation)}
+                "PUT",
+                "/v1/config",
+                build_document({**unmanaged, **desired}),
+                {"If-Match": str(generation)},
             )
         if answer.status == 409:
             raise ProviderError(
@@ -92,13 +97,18 @@ class RuntimeProvider(Provider):
         return answer.body
 
     def _check_unchanged_since(self, plan, running):
-        """Refuse when the runtime no longer runs what the plan's "before" side shows."""
+        """Refuse when the runtime no longer runs what the plan's "before" side shows.
+
+        Objects are compared under their name on the runtime (the "before"
+        name: a ``state mv`` renames them only here); unmanaged ones are not
+        the plan's business."""
         expected = {
-            c.address: c.before
+            f"{c.kind}.{c.before['name']}": c.before
             for c in plan.changes
-            if c.before is not None and c.address.partition(".")[0] in self.READS
+            if c.before is not None and c.kind in self.READS
         }
-        for address in sorted(expected.keys() | running.keys()):
+        managed = running.keys() - set(plan.unmanaged)
+        for address in sorted(expected.keys() | managed):
             seen = running.get(address)
             before = expected.get(address)
             if seen is None or before is None or any(before.get(k) != v for k, v in seen.items()):

@@ -108,7 +108,7 @@ def show(address, state_path):
 @state_path_option
 @lock_timeout_option
 def remove(addresses, state_path, lock_timeout):
-    """Forget ADDR (it keeps running; l4plan no longer manages it)."""
+    """Forget ADDR: it keeps running, and plans leave it alone until it is imported again."""
     with _reported():
         backend.update_state(
             state_path, lambda s: s.without(*addresses), "state rm", lock_timeout

@@ -77,6 +77,12 @@ class Resource:
     def address(self):
         return f"{self.type}.{self.name}"
 
+    @property
+    def remote_address(self):
+        """The address of the object the provider runs: the applied ``name``,
+        which differs from ``address`` after ``state mv`` until the next apply."""
+        return f"{self.type}.{self.attributes.get('name', self.name)}"
+
     @classmethod
     def at(cls, address, attributes, identity=None):
         """The resource at ``address`` (``application.game``)."""
@@ -102,7 +108,9 @@ class State:
 
     ``lineage`` is None until the first state is written; the writer gives it
     a uuid4 then and it never changes afterwards. ``serial`` counts changes of
-    ``resources``.
+    ``resources`` and ``unmanaged``. ``unmanaged`` holds the provider-side
+    addresses of objects ``state rm`` let go: they keep running, and plans
+    leave them alone until they are imported again.
     """
 
     lineage: str | None = None
@@ -110,6 +118,7 @@ class State:
     resources: Mapping[str, Resource] = field(default_factory=dict)
     l4plan_version: str = __version__
     format_version: int = FORMAT_VERSION
+    unmanaged: tuple[str, ...] = ()
 
     def __post_init__(self):
         for address, resource in self.resources.items():
@@ -123,16 +132,18 @@ class State:
         """The state before anything was applied (what a missing file means)."""
         return cls()
 
-    def with_resources(self, resources: Iterable[Resource]):
-        """This state holding exactly ``resources``; the serial moves on a change."""
+    def with_resources(self, resources: Iterable[Resource], unmanaged=None):
+        """This state holding exactly ``resources`` (and ``unmanaged``, when
+        given); the serial moves on a change."""
         new = {}
         for resource in resources:
             if resource.address in new:
                 raise ValueError(f"{resource.address} given twice")
             new[resource.address] = resource
-        if new == dict(self.resources):
+        unmanaged = self.unmanaged if unmanaged is None else tuple(sorted(unmanaged))
+        if new == dict(self.resources) and unmanaged == self.unmanaged:
             return self
-        return replace(self, serial=self.serial + 1, resources=new)
+        return replace(self, serial=self.serial + 1, resources=new, unmanaged=unmanaged)
 
     def with_resource(self, resource):
         """This state with ``resource`` added, or replacing the one at its address."""
@@ -155,11 +166,17 @@ class State:
         return {a: r.attributes for a, r in self.resources.items()}
 
     def without(self, *addresses):
-        """This state less ``addresses``, all of which must be present."""
-        for address in addresses:
-            self.resource(address)
+        """This state less ``addresses``, all of which must be present; the
+        objects behind them become unmanaged."""
+        forgotten = {self.resource(address).remote_address for address in addresses}
         kept = (r for a, r in self.resources.items() if a not in addresses)
-        return self.with_resources(kept)
+        return self.with_resources(kept, set(self.unmanaged) | forgotten)
+
+    def adopted(self, resource, remote_address):
+        """This state holding ``resource``, which manages ``remote_address``
+        again if ``state rm`` had let it go (an import)."""
+        kept = [r for a, r in self.resources.items() if a != resource.address]
+        return self.with_resources([*kept, resource], set(self.unmanaged) - {remote_address})
 
     def moved(self, source, destination):
         """This state with the resource at ``source`` renamed to ``destination``."""
@@ -187,6 +204,7 @@ class State:
             "serial": self.serial,
             "l4plan_version": self.l4plan_version,
             "resources": {a: r.to_dict() for a, r in self.resources.items()},
+            **({"unmanaged": list(self.unmanaged)} if self.unmanaged else {}),
         }
 
     @classmethod
@@ -199,4 +217,5 @@ class State:
             resources=resources,
             l4plan_version=data["l4plan_version"],
             format_version=data["format_version"],
+            unmanaged=tuple(data.get("unmanaged", ())),
         )

@@ -180,18 +180,38 @@ def test_refresh_off_reads_nothing():
             raise AssertionError("read() was called")
 
     provider = Unreadable()
-    state = {"application.a": attrs("a")}
-    assert engine.refresh(provider, state, enabled=False) == (state, ())
+    state = holding({"application.a": attrs("a")})
+    assert engine.refresh(provider, state, enabled=False) == (state.attributes(), ())
 
 
 def test_refresh_reports_drift_and_the_refreshed_state():
     """Refresh gives the state as the provider runs it, and the difference."""
     provider = MemoryProvider({"application.a": attrs("a", ipv6=True)})
-    current, drifted = engine.refresh(provider, {"application.a": attrs("a")})
+    current, drifted = engine.refresh(provider, holding({"application.a": attrs("a")}))
     assert current == {"application.a": attrs("a", ipv6=True)}
     assert [(c.address, c.action) for c in drifted] == [
         ("application.a", Action.UPDATE)
     ]
+
+
+def holding(resources):
+    return State.empty().with_resources(Resource.at(a, v) for a, v in resources.items())
+
+
+def test_refresh_leaves_out_what_state_rm_let_go():
+    """An object removed with state rm keeps running but is neither drift nor current."""
+    provider = MemoryProvider({"application.a": attrs("a"), "application.b": attrs("b")})
+    state = holding({"application.a": attrs("a"), "application.b": attrs("b")})
+    current, drifted = engine.refresh(provider, state.without("application.b"))
+    assert (current, drifted) == ({"application.a": attrs("a")}, ())
+
+
+def test_refresh_files_a_moved_object_under_its_new_address():
+    """After state mv a b, the runtime's "a" is read as application.b: no create, no delete."""
+    provider = MemoryProvider({"application.a": attrs("a")})
+    state = holding({"application.a": attrs("a")}).moved("application.a", "application.b")
+    current, drifted = engine.refresh(provider, state)
+    assert (current, drifted) == ({"application.b": attrs("a")}, ())
 
 
 def test_state_path_in_reads_only_the_backend_block(tmp_path):
@@ -384,6 +404,19 @@ def test_import_adopts_what_the_provider_runs(tmp_path):
         "prevent_destroy": True,
     }
     assert resource.identity == {"id": "game"}
+
+
+def test_import_of_a_load_balancer_records_no_lifecycle(tmp_path):
+    """A load balancer has no prevent_destroy: import records only what the provider read."""
+    pool = 'load_balancer "pool" {\n  origin {\n    address = "192.0.2.10"\n  }\n}\n'
+    running = {"load_balancer.pool": {"name": "pool", "algorithm": "round_robin"}}
+
+    class Pools(MemoryProvider):
+        READS = frozenset({"application", "load_balancer"})
+
+    ws = workspace(tmp_path, pool, provider=Pools(running))
+    state = engine.import_resource(ws, "load_balancer.pool", "pool")
+    assert state.resources["load_balancer.pool"].attributes == running["load_balancer.pool"]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from l4plan.admin_client import AdminClient
 from tests.live.conftest import application, runtime_pid
-from tests.live.load import tcp_exchange
+from tests.live.load import read_line, tcp_exchange
 from tests.runtime.runtime_helpers import free_ports, read_until
 
 ADMIN = "unix:.l4plan/runtime.sock"
@@ -301,3 +301,60 @@ def test_killed_runtime_is_started_again(project, tagged_origin):
     assert replan.returncode == 0, replan.stdout + replan.stderr
     assert "started a local runtime" in replan.stderr
     assert tcp_exchange(edge, "again") == f"{origin} off"
+
+
+def test_state_rm_lets_go_and_import_adopts_again(project, tagged_origin):
+    """After `state rm`, plans neither drift nor destroy the object, apply keeps it
+    serving, a declared block is refused until `import` adopts it again."""
+    edge, other_edge, origin = free_ports(3)
+    tagged_origin(origin)
+    app = application("app", ("tcp", edge, origin, "off"))
+    other = application("other", ("tcp", other_edge, origin, "proxy_protocol_v2"))
+    applied(project, app, other)
+
+    removed = project.l4plan("state", "rm", "application.other")
+    assert removed.returncode == 0, removed.stderr
+    project.write(app)
+    plan = project.l4plan("plan", "--detailed-exitcode")
+    assert (plan.returncode, plan.stdout) == (0, "No changes. The runtime matches the configuration.\n")
+
+    applied(project, application("app", ("tcp", edge, origin, "proxy_protocol_v2")))
+    assert sorted(config()["config"]["applications"]) == ["app", "other"]
+    assert tcp_exchange(other_edge, "kept") == f"{origin} v2"
+    assert tcp_exchange(edge, "changed") == f"{origin} v2"
+
+    project.write(application("app", ("tcp", edge, origin, "proxy_protocol_v2")), other)
+    refused = project.l4plan("plan")
+    assert refused.returncode == 1
+    assert 'was removed from the state with "l4plan state rm"' in refused.stderr
+    assert '"l4plan import application.other other"' in refused.stderr
+    imported = project.l4plan("import", "application.other", "other")
+    assert imported.returncode == 0, imported.stderr
+    assert "unmanaged" not in json.loads(project.state_bytes())
+    again = project.l4plan("plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_state_mv_is_a_rename_not_a_replacement(project, tagged_origin):
+    """Renaming a block with `state mv` plans an in-place update of the name; apply
+    renames it on the runtime, and a connection open through it stays open."""
+    edge, origin = free_ports(2)
+    tagged_origin(origin)
+    applied(project, application("old", ("tcp", edge, origin, "off")))
+    with socket.create_connection(("127.0.0.1", edge), timeout=10) as held:
+        held.sendall(b"before\n")
+        assert read_line(held) == f"{origin} off before\n"
+
+        project.write(application("new", ("tcp", edge, origin, "off"), domain="old"))
+        moved = project.l4plan("state", "mv", "application.old", "application.new")
+        assert moved.returncode == 0, moved.stderr
+        plan = project.l4plan("plan", "--detailed-exitcode")
+        assert plan.returncode == 2, plan.stdout + plan.stderr
+        assert "~ update in-place" in plan.stdout and '~ name = "old" -> "new"' in plan.stdout
+        assert "Plan: 0 to add, 1 to change, 0 to destroy." in plan.stdout
+
+        applied(project, application("new", ("tcp", edge, origin, "off"), domain="old"))
+        assert sorted(config()["config"]["applications"]) == ["new"]
+        held.sendall(b"after\n")
+        assert read_line(held) == "after\n"
+    assert tcp_exchange(edge, "fresh") == f"{origin} off"
