@@ -53,6 +53,11 @@ class PlanOptions:
     force: bool = False
     lock_timeout: float = 0.0
 
+    @property
+    def mode(self):
+        """The plan's mode, as Terraform names it."""
+        return "destroy" if self.destroy else "refresh-only" if self.refresh_only else "normal"
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -263,7 +268,7 @@ def make_plan(workspace, state, options):
     desired = targeted(wanted, current, options.targets)
     check_unmanaged_not_declared(desired, state)
     try:
-        plan = diff(desired, current, drifted, state.lineage, state.serial)
+        plan = diff(desired, current, drifted, state.lineage, state.serial, options.mode)
     except PreventDestroyError as error:
         raise located(error, workspace.config) from None
     plan = replace(plan, unmanaged=state.unmanaged)

@@ -19,6 +19,7 @@ REASONS = {
     Action.DELETE: "it is in the state but no longer in the configuration",
     Action.REPLACE: "{paths} cannot be changed in place",
 }
+DESTROY_REASONS = {**REASONS, Action.DELETE: "destroy was requested"}
 DRIFT_REASONS = {
     Action.CREATE: "created outside of l4plan",
     Action.UPDATE: "changed outside of l4plan",
@@ -29,20 +30,22 @@ DRIFT_REASONS = {
 READ_KINDS = frozenset({"application"})
 
 
-def diff(desired, current, drifted=(), lineage=None, serial=0):
+def diff(desired, current, drifted=(), lineage=None, serial=0, mode="normal"):
     """The plan that makes ``current`` match ``desired``.
 
     ``drifted`` is what ``drift()`` found, carried for the reader; ``lineage``
-    and ``serial`` name the state ``current`` came from.
+    and ``serial`` name the state ``current`` came from; ``mode`` is the
+    plan's (``destroy`` gives deletions their own reason).
 
     Raises PreventDestroyError when it would destroy or replace an
     application with ``prevent_destroy`` set in the configuration or state.
     """
+    reasons = DESTROY_REASONS if mode == "destroy" else REASONS
     addresses = sorted(desired.keys() | current.keys())
     changes = tuple(
-        _change(a, current.get(a), desired.get(a), REASONS) for a in addresses
+        _change(a, current.get(a), desired.get(a), reasons) for a in addresses
     )
-    plan = Plan(changes, drifted, lineage, serial)
+    plan = Plan(changes, drifted, lineage, serial, mode=mode)
     plan.check_prevent_destroy()
     return plan
 

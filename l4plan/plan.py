@@ -187,7 +187,8 @@ class Plan:
     ``lineage`` and ``serial`` identify the state the plan was made against,
     so a saved plan can be refused once that state has moved on.
     ``unmanaged`` names the objects ``state rm`` let go: apply leaves them
-    running as they are.
+    running as they are. ``mode`` is Terraform's: ``normal``, ``destroy`` or
+    ``refresh-only`` (which records drift and changes nothing).
     """
 
     # Safety thresholds, octodns style: a plan destroying or replacing more
@@ -201,6 +202,7 @@ class Plan:
     serial: int = 0
     l4plan_version: str = __version__
     unmanaged: tuple[str, ...] = ()
+    mode: str = "normal"
 
     def __post_init__(self):
         for name in ("changes", "drift"):
@@ -253,6 +255,7 @@ class Plan:
             "summary": self.summary,
             "has_changes": self.has_changes,
             **({"unmanaged": list(self.unmanaged)} if self.unmanaged else {}),
+            **({"mode": self.mode} if self.mode != "normal" else {}),
         }
 
     @classmethod
@@ -265,6 +268,7 @@ class Plan:
             serial=data["serial"],
             l4plan_version=data["l4plan_version"],
             unmanaged=tuple(data.get("unmanaged", ())),
+            mode=data.get("mode", "normal"),
         )
 
 

@@ -24,10 +24,6 @@ from l4plan.render.text import TextRenderer
 from l4plan.state import StateError, read_state
 
 ERRORS = (engine.EngineError, StateError, PlanError, PlanFileError, ProviderError)
-REFRESH_ONLY_NOTE = (
-    "This is a refresh-only plan: applying it records the changes above in the "
-    "state and changes nothing on the runtime."
-)
 TARGET_WARNING = (
     "Warning: --target is in effect, so the plan may be incomplete: addresses "
     "not targeted keep what they have. Use it for exceptions, not routinely.\n"
@@ -213,8 +209,6 @@ def _save(out, proposal):
 
 
 def _plan_notes(proposal, out):
-    if proposal.refresh_only and proposal.plan.drift:
-        click.echo(f"\n{REFRESH_ONLY_NOTE}")
     if out:
         click.echo(
             f"\nSaved the plan to: {out}\n\n"
@@ -225,7 +219,27 @@ def _plan_notes(proposal, out):
 # --- apply and destroy -------------------------------------------------------
 
 
-def _reviewer(auto_approve, destroying):
+QUESTIONS = {
+    "destroy": (
+        "Do you really want to destroy everything?",
+        "destroy every object in the state",
+    ),
+    "destroy-targeted": (
+        "Do you really want to destroy the objects shown above?",
+        "destroy them (and only them, as --target asks)",
+    ),
+    "refresh-only": (
+        "Would you like to update the state to reflect these detected changes?",
+        "write these changes to the state without changing the runtime",
+    ),
+    "normal": (
+        "Do you want to perform these actions?",
+        "perform the actions described above",
+    ),
+}
+
+
+def _reviewer(auto_approve, options):
     """Show the plan; ask for ``yes`` when it would change something."""
 
     def review(proposal):
@@ -234,24 +248,10 @@ def _reviewer(auto_approve, destroying):
             return True
         if not sys.stdin.isatty():
             raise engine.EngineError(NO_TERMINAL)
-        return _ask(destroying)
+        targeted = options.destroy and options.targets
+        return ask_yes(*QUESTIONS["destroy-targeted" if targeted else options.mode])
 
     return review
-
-
-def _ask(destroying):
-    question, what = (
-        (
-            "Do you really want to destroy everything?",
-            "destroy every object in the state",
-        )
-        if destroying
-        else (
-            "Do you want to perform these actions?",
-            "perform the actions described above",
-        )
-    )
-    return ask_yes(question, what)
 
 
 def _complete(outcome, word="Apply"):
@@ -304,7 +304,7 @@ def apply(
             _echo_plan(saved.plan)
             outcome = engine.apply_saved(workspace, saved, lock_timeout)
         else:
-            outcome = engine.apply(workspace, options, _reviewer(auto_approve, destroy))
+            outcome = engine.apply(workspace, options, _reviewer(auto_approve, options))
     _complete(outcome)
 
 
@@ -316,7 +316,7 @@ def destroy(auto_approve, targets, refresh, force, lock_timeout, var_pairs, var_
     options = _plan_options(True, targets, refresh, False, force, lock_timeout)
     with _reported():
         workspace = _workspace(var_pairs, var_files)
-        outcome = engine.apply(workspace, options, _reviewer(auto_approve, True))
+        outcome = engine.apply(workspace, options, _reviewer(auto_approve, options))
     _complete(outcome, "Destroy")
 
 

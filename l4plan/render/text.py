@@ -31,6 +31,15 @@ DRIFT_HEADLINES = {
 }
 COLOURS = {"+": "green", "~": "yellow", "-": "red"}
 NO_CHANGES = "No changes. The runtime matches the configuration."
+NO_DRIFT = (
+    "No changes. The runtime still matches the state: l4plan read every object "
+    "it manages and found no differences."
+)
+UNDO_NOTE = "Unless the configuration makes the same changes, the plan below undoes them."
+REFRESH_ONLY_NOTE = (
+    "This is a refresh-only plan, so l4plan will not undo these changes. Applying "
+    "it records them in the state and changes nothing on the runtime."
+)
 RULER = "─" * 77
 
 
@@ -50,7 +59,11 @@ class TextRenderer:
 
     def lines(self, data):
         """Every line of the plan, without line ends."""
-        out = self._drift(data["drift"]) if data["drift"] else []
+        if data.get("mode") == "refresh-only":
+            if not data["drift"]:
+                return [self._bold(NO_DRIFT)]
+            return self._drift(data["drift"], REFRESH_ONLY_NOTE)
+        out = [*self._drift(data["drift"], UNDO_NOTE), "", RULER, ""] if data["drift"] else []
         if not data["has_changes"]:
             return [*out, self._bold(NO_CHANGES)]
         changed = [c for c in data["changes"] if c["action"] != "no-op"]
@@ -61,21 +74,14 @@ class TextRenderer:
             self._summary(data["summary"]),
         ]
 
-    def _drift(self, drift):
+    def _drift(self, drift, note):
         intro = [
             self._bold("Note: Objects have changed outside of l4plan"),
             "",
             "l4plan found these changes on the runtime since the last apply:",
             "",
         ]
-        outro = [
-            "Unless the configuration makes the same changes, the plan below "
-            "undoes them.",
-            "",
-            RULER,
-            "",
-        ]
-        return [*intro, *self._blocks(drift, DRIFT_HEADLINES), *outro]
+        return [*intro, *self._blocks(drift, DRIFT_HEADLINES), note]
 
     def _legend(self, changes):
         used = {c["action"] for c in changes}

@@ -224,7 +224,11 @@ def test_refresh_only_records_drift(project, l4plan):
     remote = project.remote()
     planned = l4plan("plan", "--refresh-only", "--detailed-exitcode")
     assert planned.exit_code == 2
-    assert "This is a refresh-only plan" in planned.output
+    assert planned.output.endswith(
+        "This is a refresh-only plan, so l4plan will not undo these changes. Applying "
+        "it records them in the state and changes nothing on the runtime.\n"
+    )
+    assert "No changes. The runtime matches the configuration." not in planned.output
     result = l4plan("apply", "--refresh-only", "--auto-approve")
     assert result.exit_code == 0, result.output
     state = project.state()
@@ -232,7 +236,12 @@ def test_refresh_only_records_drift(project, l4plan):
     assert sorted(state["resources"]) == ["application.game", "site.example.com"]
     assert state["resources"]["application.game"]["attributes"]["ipv6"] is True
     assert project.remote() == remote
-    assert l4plan("plan", "--refresh-only", "--detailed-exitcode").exit_code == 0
+    again = l4plan("plan", "--refresh-only", "--detailed-exitcode")
+    assert (again.exit_code, again.output) == (
+        0,
+        "No changes. The runtime still matches the state: l4plan read every object "
+        "it manages and found no differences.\n",
+    )
 
 
 def test_refresh_only_conflicts_with_destroy(project, l4plan):

@@ -1,5 +1,6 @@
 """The commands as real processes (``python -m l4plan``): locking, terminals, exit codes."""
 
+import json
 import os
 import pty
 import select
@@ -135,6 +136,21 @@ def test_destroy_prompt_says_destroy(project, run, spawn):
     assert code == 0, output
     assert "Do you really want to destroy everything?" in output
     assert project.remote() == {}
+
+
+def test_targeted_destroy_and_refresh_only_ask_their_own_questions(project, run, spawn):
+    """A targeted destroy does not ask to destroy everything; refresh-only asks to update the state."""
+    project.write(application("game"), application("chat", "8000"))
+    assert run("apply", "--auto-approve")[0] == 0
+    code, output = on_terminal(spawn, "destroy", "--target", "application.chat", answer="no")
+    assert code == 1 and "destroy everything" not in output
+    assert "Do you really want to destroy the objects shown above?" in output
+    assert "# (because destroy was requested)" in output
+    remote = json.loads((project.path / "remote.json").read_text())
+    remote["applications"]["application.game"]["ipv6"] = True
+    (project.path / "remote.json").write_text(json.dumps(remote))
+    code, output = on_terminal(spawn, "apply", "--refresh-only", answer="no")
+    assert "Would you like to update the state to reflect these detected changes?" in output
 
 
 def test_no_terminal_refuses(project, run):
