@@ -9,7 +9,7 @@ state is still the one the plan was made against.
 import hashlib
 import json
 from dataclasses import dataclass
-from importlib.resources import files
+from functools import cache
 from pathlib import Path
 
 import jsonschema
@@ -17,14 +17,15 @@ import jsonschema
 from l4plan import __version__
 from l4plan.files import write_atomically
 from l4plan.plan import Plan
+from l4plan.schema import load_schema
 
 FORMAT_VERSION = 1
 _KEYS = {
-    "format_version": int,
-    "l4plan_version": str,
-    "config_digest": str,
-    "plan": dict,
-    "desired": dict,
+    "format_version": (int, "a whole number"),
+    "l4plan_version": (str, "text"),
+    "config_digest": (str, "text"),
+    "plan": (dict, "an object"),
+    "desired": (dict, "an object"),
 }
 
 
@@ -99,9 +100,10 @@ def _corrupt(path, why):
 def _check_document(path, document):
     if not isinstance(document, dict):
         raise _corrupt(path, "not a JSON object")
-    for key, kind in _KEYS.items():
-        if not isinstance(document.get(key), kind):
-            raise _corrupt(path, f'"{key}" is missing or not a {kind.__name__}')
+    for key, (kind, described) in _KEYS.items():
+        value = document.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise _corrupt(path, f'"{key}" is missing or not {described}')
     if document["format_version"] > FORMAT_VERSION:
         raise PlanFileError(
             f"{path} was saved by a newer l4plan (plan file format "
@@ -115,11 +117,9 @@ def _check_document(path, document):
         raise _corrupt(path, f"plan at {where}: {error.message}")
 
 
+@cache
 def _plan_validator():
-    schema = json.loads(
-        files("l4plan.schemas").joinpath("plan.schema.json").read_text()
-    )
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema.Draft202012Validator(load_schema("plan"))
 
 
 def check_fresh(saved, lineage, serial):

@@ -132,6 +132,9 @@ def _required_message(error):
     missing = error.message.split("'")[1]
     if missing in ("rule", "origin"):
         return f'missing "{missing}" block', f"Add at least one {missing} {{ … }} block."
+    if missing == "site" and not error.absolute_path:
+        return 'missing "site" block', 'Declare the zone once: site "example.com" { plan = "enterprise" }.'
+
     return f'missing required attribute "{missing}"', f"Add {missing} = … to this block."
 
 

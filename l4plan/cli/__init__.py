@@ -48,6 +48,7 @@ def main(ctx, workdir, no_color):
     """Infrastructure as code for Layer 4 (TCP/UDP) proxy applications."""
     if workdir:
         os.chdir(workdir)
+    ctx.obj = {"workdir": workdir}
     ctx.color = False if (no_color or os.environ.get("NO_COLOR")) else None
 
 

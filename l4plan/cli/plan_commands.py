@@ -6,6 +6,7 @@ and turn every engine error into ``Error: …`` on stderr with exit 1.
 
 import io
 import json
+import shlex
 import sys
 from contextlib import contextmanager
 
@@ -210,9 +211,11 @@ def _save(out, proposal):
 
 def _plan_notes(proposal, out):
     if out:
+        workdir = (click.get_current_context().find_root().obj or {}).get("workdir")
+        where = f"-C {shlex.quote(workdir)} " if workdir else ""
         click.echo(
             f"\nSaved the plan to: {out}\n\n"
-            f"To perform exactly these actions, run:\n    l4plan apply {out}"
+            f"To perform exactly these actions, run:\n    l4plan {where}apply {shlex.quote(out)}"
         )
 
 
@@ -345,6 +348,8 @@ def state_lines(state):
     Lists of objects (rules, origins) show as nested blocks, as in the
     configuration.
     """
+    if not state.resources and state.serial:
+        return [f"The state is empty: everything l4plan managed was destroyed (serial {state.serial})."]
     if not state.resources:
         return ["The state is empty: nothing has been applied yet."]
     lines = []

@@ -19,13 +19,7 @@ _OPTIONS = hcl2.SerializationOptions(
 
 def load_hcl(text, filename):
     """Parse HCL ``text``; raise ConfigError naming file:line on bad syntax."""
-    try:
-        tree = hcl2.parses_to_tree(text)
-        values = hcl2.serialize(hcl2.transform(tree, discard_comments=True), serialization_options=_OPTIONS)
-    except UnexpectedInput as error:
-        raise ConfigError([_syntax_diagnostic(error, filename)]) from None
-    except LarkError as error:
-        raise ConfigError([Diagnostic(f"invalid HCL: {error}", "", filename)]) from None
+    tree, values = _parse(text, filename)
     document = Document(positions={})
     diagnostics = []
     headers = _locate_body(_body(tree), (), filename, document.positions)
@@ -33,6 +27,23 @@ def load_hcl(text, filename):
     if diagnostics:
         raise ConfigError(diagnostics)
     return document
+
+
+def parse_attributes(text, filename):
+    """The plain values of an HCL file of ``name = value`` lines (a --var-file)."""
+    return _parse(text, filename)[1]
+
+
+def _parse(text, filename):
+    """``(lark tree, plain values)``; bad syntax raises ConfigError at file:line."""
+    try:
+        tree = hcl2.parses_to_tree(text)
+        values = hcl2.serialize(hcl2.transform(tree, discard_comments=True), serialization_options=_OPTIONS)
+    except UnexpectedInput as error:
+        raise ConfigError([_syntax_diagnostic(error, filename)]) from None
+    except LarkError as error:
+        raise ConfigError([Diagnostic(f"invalid HCL: {error}", "", filename)]) from None
+    return tree, values
 
 
 def _syntax_diagnostic(error, filename):

@@ -24,11 +24,30 @@ def _suffix(name):
 def load_file(path, display_name=None):
     """Read one file into a Document; syntax errors raise ConfigError."""
     name = display_name or str(path)
+    return LOADERS[_suffix(Path(path).name)](read_text(path, name), name)
+
+
+def read_text(path, name):
+    """The UTF-8 text of a configuration or variable file, a leading byte-order
+    mark dropped (editors on Windows write one); anything else is a ConfigError."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([Diagnostic(f"cannot read the file: {error}", "", name)]) from None
-    return LOADERS[_suffix(Path(path).name)](text, name)
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigError([Diagnostic(f"cannot read the file: {error.strerror}", "Check the path and its permissions.", name)]) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            [
+                Diagnostic(
+                    f"the file is not UTF-8 text (byte {error.start} is 0x{raw[error.start]:02x})",
+                    "Save it as UTF-8 text; binary files do not belong in a configuration.",
+                    name,
+                    line,
+                )
+            ]
+        ) from None
 
 
 def load_directory(directory):

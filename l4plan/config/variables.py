@@ -10,6 +10,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from l4plan.config.hcl_file import parse_attributes
+from l4plan.config.loader import read_text
 from l4plan.diagnostics import ConfigError, Diagnostic
 
 _TEMPLATE = re.compile(r"\$\{([^}]*)\}")
@@ -51,30 +53,18 @@ def read_var_files(paths):
 
 
 def _json_var_file(path):
+    text = read_text(path, str(path))
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ConfigError([Diagnostic(f"cannot read the variable file: {error}", "", str(path))]) from None
+        data = json.loads(text)
+    except ValueError as error:
+        raise ConfigError([Diagnostic(f"invalid JSON in the variable file: {error.msg}", "Write an object of name: value pairs.", str(path), error.lineno, error.colno)]) from None
     if not isinstance(data, dict):
         raise ConfigError([Diagnostic("a variable file holds an object of name: value", "", str(path))])
     return data
 
 
 def _hcl_var_file(path):
-    import hcl2
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return hcl2.loads(
-                handle.read(),
-                serialization_options=hcl2.SerializationOptions(strip_string_quotes=True, with_comments=False),
-            )
-    except OSError as error:
-        raise ConfigError([Diagnostic(f"cannot read the variable file: {error}", "", str(path))]) from None
-    except Exception as error:  # lark's many parse errors
-        line = getattr(error, "line", 0) or 0
-        raise ConfigError([Diagnostic("invalid HCL in the variable file", str(error).splitlines()[0], str(path), line)]) from None
+    return parse_attributes(read_text(path, str(path)), str(path))
 
 
 def environment_values(environ):

@@ -53,7 +53,11 @@ def _recovery(path):
     except StateError:
         previous = None
     if previous is None:
-        return "repair the file by hand or restore it from your own copy"
+        found = "is not a valid state either" if os.path.exists(backup) else "does not exist"
+        return (
+            f"its backup {backup} {found}, so repair the file by hand or restore "
+            f"it from your own copy"
+        )
     return (
         f"restore the previous version (serial {previous.serial}) with: "
         f"cp {backup} {os.fspath(path)}, or repair the file by hand"
@@ -78,11 +82,12 @@ def _check_format(path, document):
     """Refuse a file from a newer l4plan before its schema is checked."""
     version = document.get("format_version") if isinstance(document, dict) else None
     if type(version) is int and version > FORMAT_VERSION:
-        writer = document.get("l4plan_version", "a newer l4plan")
+        writer = document.get("l4plan_version")
+        by, upgrade = (f"l4plan {writer}", f"{writer} or later") if writer else ("a newer l4plan", "a version that reads it")
         raise NewerStateFormat(
-            f"{os.fspath(path)} has state format {version}, written by l4plan "
-            f"{writer}; this l4plan {__version__} reads format {FORMAT_VERSION} "
-            f"only: upgrade l4plan to {writer} or later"
+            f"{os.fspath(path)} has state format {version}, written by {by}; "
+            f"this l4plan {__version__} reads format {FORMAT_VERSION} only: "
+            f"upgrade l4plan to {upgrade}"
         )
 
 

@@ -346,6 +346,15 @@ def test_show_saved_plan_text_and_json(project, l4plan):
     assert shown == json.loads(l4plan("plan", "--json").stdout)
 
 
+def test_show_after_destroy_says_everything_was_destroyed(project, l4plan):
+    """After destroy, show does not claim that nothing was ever applied."""
+    applied(project, l4plan, application("game"))
+    assert l4plan("destroy", "--auto-approve").exit_code == 0
+    assert l4plan("show").stdout == (
+        "The state is empty: everything l4plan managed was destroyed (serial 2).\n"
+    )
+
+
 def test_show_state(project, l4plan):
     """show prints the state as blocks, or its JSON document."""
     assert (
@@ -412,3 +421,51 @@ def test_state_commands_with_a_broken_configuration(project, l4plan):
     assert result.exit_code == 1
     assert "give the state file with --state" in result.stderr
     assert l4plan("state", "list", "--state", "x.json").exit_code == 0
+
+
+def test_saved_plan_hint_keeps_the_working_directory(project, l4plan):
+    """With -C, the hint to apply a saved plan repeats -C so it can be pasted as is."""
+    project.write(application("game"))
+    result = l4plan("-C", project.path, "plan", "--out", "my plan")
+    assert result.output.endswith(
+        f"To perform exactly these actions, run:\n    l4plan -C {project.path} apply 'my plan'\n"
+    )
+
+
+def test_var_files_that_cannot_be_read_say_why(project, l4plan):
+    """A var-file with bad syntax, bytes that are not UTF-8, or bad JSON gets a plain message."""
+    project.write(application("game"))
+    (project.path / "bad.hcl").write_text('x = "unterminated\n')
+    (project.path / "bin.hcl").write_bytes(b'x = "\xff"\n')
+    (project.path / "bad.json").write_text('{"x": 1')
+    messages = {
+        "bad.hcl": "Error: bad.hcl:1:6: invalid HCL syntax: unexpected end of input\n",
+        "bin.hcl": "Error: bin.hcl:1: the file is not UTF-8 text (byte 5 is 0xff)\n",
+        "bad.json": "Error: bad.json:1:8: invalid JSON in the variable file: Expecting ',' delimiter\n",
+    }
+    for name, message in messages.items():
+        result = l4plan("validate", "--var-file", name)
+        assert result.exit_code == 1
+        assert result.stderr.startswith(message), result.stderr
+        assert "Token(" not in result.stderr and "codec" not in result.stderr
+
+
+def test_a_byte_order_mark_is_accepted_and_binary_is_refused(project, l4plan):
+    """A UTF-8 byte-order mark is dropped; a binary configuration file is refused by name."""
+    project.write(application("game"))
+    site = project.path / "site.l4.hcl"
+    site.write_bytes(b"\xef\xbb\xbf" + site.read_bytes())
+    assert l4plan("validate").exit_code == 0
+    (project.path / "junk.l4.hcl").write_bytes(b"\x00\x01\xff")
+    result = l4plan("validate")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: junk.l4.hcl:1: the file is not UTF-8 text (byte 2 is 0xff)\n")
+
+
+def test_missing_site_asks_for_a_block(project, l4plan):
+    """Without a site the advice is a site block, not an attribute."""
+    (project.path / "site.l4.hcl").unlink()
+    project.write(application("game"))
+    result = l4plan("validate")
+    assert result.exit_code == 1
+    assert 'missing "site" block\n  Declare the zone once: site "example.com" { plan = "enterprise" }.' in result.stderr

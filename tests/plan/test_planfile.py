@@ -123,10 +123,12 @@ def test_corrupt_json_names_the_file(saved):
     "edit, why",
     [
         (lambda d: [], "not a JSON object"),
-        (lambda d: {**d, "desired": None}, '"desired" is missing or not a dict'),
+        (lambda d: {**d, "desired": None}, '"desired" is missing or not an object'),
+        (lambda d: {**d, "format_version": "1"}, '"format_version" is missing or not a whole number'),
+        (lambda d: {**d, "format_version": True}, '"format_version" is missing or not a whole number'),
         (
             lambda d: {k: v for k, v in d.items() if k != "plan"},
-            '"plan" is missing or not a dict',
+            '"plan" is missing or not an object',
         ),
         (
             lambda d: {**d, "plan": {**d["plan"], "serial": -1}},

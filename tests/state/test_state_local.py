@@ -189,8 +189,9 @@ def test_empty_file_is_corrupt(state_path):
         state_path,
         content,
         CorruptState,
-        f"{state_path} is not a valid state file: the file is empty; repair the "
-        "file by hand or restore it from your own copy",
+        f"{state_path} is not a valid state file: the file is empty; its backup "
+        f"{state_path}.backup does not exist, so repair the file by hand or "
+        "restore it from your own copy",
     )
 
 
@@ -230,8 +231,9 @@ def test_schema_violation_names_the_place(state_path):
         CorruptState,
         f"{state_path} is not a valid state file: at ['resources']"
         "['application.game']: 'identity' is a required property; at ['serial']: "
-        "'one' is not of type 'integer'; repair the file by hand or restore it "
-        "from your own copy",
+        "'one' is not of type 'integer'; its backup "
+        f"{state_path}.backup does not exist, so repair the file by hand or "
+        "restore it from your own copy",
     )
 
 
@@ -247,8 +249,8 @@ def test_resource_under_another_address_is_corrupt(state_path):
         content,
         CorruptState,
         f"{state_path} is not a valid state file: resources['application.other'] "
-        "holds application.game; repair the file by hand or restore it from your "
-        "own copy",
+        f"holds application.game; its backup {state_path}.backup does not exist, "
+        "so repair the file by hand or restore it from your own copy",
     )
 
 
@@ -263,7 +265,7 @@ def test_many_schema_errors_are_capped(state_path):
         "resources": {"bad": 1, "worse": 2},
     }
     corrupt(state_path, json.dumps(document))
-    with pytest.raises(CorruptState, match=r"; and 3 more; repair"):
+    with pytest.raises(CorruptState, match=r"; and 3 more; its backup .* does not exist, so repair"):
         read_state(state_path)
 
 
@@ -278,6 +280,21 @@ def test_newer_format_asks_for_upgrade(state_path):
         NewerStateFormat,
         f"{state_path} has state format 2, written by l4plan 9.0.0; this l4plan "
         "0.1.0 reads format 1 only: upgrade l4plan to 9.0.0 or later",
+    )
+
+
+def test_newer_format_without_a_version_names_no_version(state_path):
+    """A newer file that does not say who wrote it reads as "a newer l4plan"."""
+    document = valid_document()
+    document.update(format_version=2)
+    del document["l4plan_version"]
+    content = corrupt(state_path, json.dumps(document))
+    assert_refused(
+        state_path,
+        content,
+        NewerStateFormat,
+        f"{state_path} has state format 2, written by a newer l4plan; this l4plan "
+        "0.1.0 reads format 1 only: upgrade l4plan to a version that reads it",
     )
 
 
@@ -348,12 +365,13 @@ def test_backup_is_copied_where_hard_links_fail(state_path, monkeypatch):
 
 
 def test_corrupt_backup_is_not_offered(state_path):
-    """When the backup is broken too, the message does not point at it."""
+    """When the backup is broken too, the message says so instead of offering it."""
     corrupt(state_path, "{")
     with open(backup_path(state_path), "w") as backup:
         backup.write("not json")
     with pytest.raises(CorruptState) as caught:
         read_state(state_path)
     assert str(caught.value).endswith(
-        "repair the file by hand or restore it from your own copy"
+        f"its backup {state_path}.backup is not a valid state either, so repair "
+        "the file by hand or restore it from your own copy"
     )
