@@ -259,3 +259,15 @@ def test_port_syntax_errors_say_what_is_wrong(write_config, edge, problem):
     assert diagnostic.summary == f'"{edge}" is not a port specification: {problem}'
     assert diagnostic.detail.startswith('Ports are 1-65535, written "80", a list "80,81,82"')
     assert "\\d" not in str(diagnostic)
+
+
+def test_an_attribute_set_twice_is_an_error(write_config):
+    """As in Terraform, an attribute set twice in one block is an error naming both lines."""
+    twice = app(extra='  domain = "other.example.com"\n')
+    rule_twice = app(rules=("tcp", "7000", "192.0.2.1", "1", '    edge_port = "7001"\n'))
+    assert errors(write_config, SITE, twice) == [
+        '01.l4.hcl:3 application.game.domain: Attribute redefined: "domain" was already set at line 2'
+    ]
+    assert errors(write_config, SITE, rule_twice) == [
+        '01.l4.hcl:8 application.game.rule[0].edge_port: Attribute redefined: "edge_port" was already set at line 5'
+    ]

@@ -9,7 +9,7 @@ import hcl2
 from lark import Token, Tree
 from lark.exceptions import LarkError, UnexpectedInput
 
-from l4plan.config.document import REPEATED_BLOCKS, Document
+from l4plan.config.document import REPEATED_BLOCKS, Document, format_path
 from l4plan.diagnostics import ConfigError, Diagnostic
 
 _OPTIONS = hcl2.SerializationOptions(
@@ -22,7 +22,7 @@ def load_hcl(text, filename):
     tree, values = _parse(text, filename)
     document = Document(positions={})
     diagnostics = []
-    headers = _locate_body(_body(tree), (), filename, document.positions)
+    headers = _locate_body(_body(tree), (), filename, document.positions, diagnostics)
     document.data = _top_level(values, headers, filename, diagnostics)
     if diagnostics:
         raise ConfigError(diagnostics)
@@ -111,15 +111,23 @@ def _body(tree):
     return next(c for c in tree.children if isinstance(c, Tree) and c.data == "body")
 
 
-def _locate_body(body, path, filename, positions):
-    """Record the position of every attribute and block; return the block headers."""
+def _locate_body(body, path, filename, positions, diagnostics):
+    """Record the position of every attribute and block; return the block headers.
+
+    An attribute set twice in one body is an error, as in Terraform
+    (python-hcl2 would silently keep the last)."""
     counts = {}
     headers = []
+    attributes = {}
     for node in body.children:
         if not isinstance(node, Tree):
             continue
         if node.data == "attribute":
-            positions[path + (_text(node.children[0]),)] = _position(node, filename)
+            name = _text(node.children[0])
+            if name in attributes:
+                diagnostics.append(_redefined(name, attributes[name], node, filename, path))
+            attributes.setdefault(name, node.meta.line)
+            positions[path + (name,)] = _position(node, filename)
         elif node.data == "block":
             block_type, labels = _block_header(node)
             headers.append((block_type, labels, node.meta.line))
@@ -131,8 +139,19 @@ def _locate_body(body, path, filename, positions):
             else:
                 key = (block_type, *labels)
             positions[key] = _position(node, filename)
-            _locate_body(_body(node), key, filename, positions)
+            _locate_body(_body(node), key, filename, positions, diagnostics)
     return headers
+
+
+def _redefined(name, first_line, node, filename, path):
+    return Diagnostic(
+        f'Attribute redefined: "{name}" was already set at line {first_line}',
+        "Each attribute may be set only once in a block; remove one of the two.",
+        filename,
+        node.meta.line,
+        node.meta.column,
+        path=format_path((*path, name)),
+    )
 
 
 def _block_header(node):
