@@ -132,8 +132,13 @@ def state_path_in(directory):
 
 
 def provider_for(config, directory):
+    """The configured provider; a bad provider block is reported at its line."""
     settings = config.provider
-    return get_provider(settings.kind, settings.attributes, Path(directory).resolve())
+    try:
+        return get_provider(settings.kind, settings.attributes, Path(directory).resolve())
+    except ProviderError as error:
+        where = config.location(f"provider.{settings.kind}")
+        raise ProviderError(f"{where}: {error}" if where else str(error)) from None
 
 
 # --- planning ----------------------------------------------------------------

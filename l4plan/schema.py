@@ -70,6 +70,9 @@ def _explain(error, document):
         return [_unknown(error, document, name, known) for name in _extra(error)]
     if "propertyNames" in error.schema_path:
         return [_bad_name(error, document)]
+    if error.validator == "maxProperties":  # point at the block one too many
+        path = (*error.absolute_path, list(error.instance)[-1])
+        return [document.diagnostic(path, *_properties_count_message(error))]
     return [_diagnose(error, document, _MESSAGES.get(error.validator, _generic)(error))]
 
 

@@ -271,3 +271,19 @@ def test_an_attribute_set_twice_is_an_error(write_config):
     assert errors(write_config, SITE, rule_twice) == [
         '01.l4.hcl:8 application.game.rule[0].edge_port: Attribute redefined: "edge_port" was already set at line 5'
     ]
+
+
+@pytest.mark.parametrize(
+    "text, where, summary",
+    [
+        ('bogus "x" {\n  a = 1\n}\n', "01.l4.hcl:1 bogus", 'unknown block "bogus"'),
+        ('site "other.com" {\n  plan = "enterprise"\n}\n', "01.l4.hcl:1 site.other.com", "a configuration declares exactly one site"),
+        ('backend "local" {\n  path = "a"\n}\nbackend "local2" {\n}\n', "01.l4.hcl:4 backend.local2", 'at most 1 "backend" block'),
+        ('application "a" {\n  domain = "a.example.com\n  rule {\n  }\n}\n', "01.l4.hcl:2 ", "invalid HCL syntax: this string is never closed"),
+        ('application "a" {\n  domain = "a.example.com" # {\n  rule {\n  }\n\n\n', "01.l4.hcl:1 ", "invalid HCL syntax: this block is never closed"),
+    ],
+)
+def test_errors_point_at_the_block_or_string_itself(write_config, text, where, summary):
+    """An unknown, extra or unclosed block and an unterminated string are reported at their own line."""
+    found = errors(write_config, SITE, text)
+    assert f"{where}: {summary}" in found, found

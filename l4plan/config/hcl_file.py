@@ -40,10 +40,74 @@ def _parse(text, filename):
         tree = hcl2.parses_to_tree(text)
         values = hcl2.serialize(hcl2.transform(tree, discard_comments=True), serialization_options=_OPTIONS)
     except UnexpectedInput as error:
-        raise ConfigError([_syntax_diagnostic(error, filename)]) from None
+        found = _unclosed(text, filename) or _syntax_diagnostic(error, filename)
+        raise ConfigError([found]) from None
     except LarkError as error:
         raise ConfigError([Diagnostic(f"invalid HCL: {error}", "", filename)]) from None
     return tree, values
+
+
+_CLOSERS = {"{": "}", "[": "]", "(": ")"}
+
+
+def _unclosed(text, filename):
+    """A string cut by the end of its line, or a bracket never closed, found by
+    one scan outside comments: the parser only notices them later, where its
+    position would mislead (at the next quote, or at the end of the file)."""
+    opened, index, line, line_start = [], 0, 1, 0
+    while index < len(text):
+        char = text[index]
+        if char == "\n":
+            line, line_start = line + 1, index + 1
+        elif char == "#" or text.startswith("//", index):
+            index = text.find("\n", index) - 1 if "\n" in text[index:] else len(text)
+        elif text.startswith("/*", index):
+            end = text.find("*/", index + 2)
+            line += text.count("\n", index, end if end >= 0 else len(text))
+            line_start = text.rfind("\n", 0, end) + 1 if end >= 0 else line_start
+            index = end + 1 if end >= 0 else len(text)
+        elif char == '"':
+            end = _string_end(text, index)
+            if end is None:
+                return _unclosed_diagnostic("string", "add the closing quote on the same line", filename, line, index - line_start + 1)
+            index = end
+        elif char in _CLOSERS:
+            opened.append((char, line, index - line_start + 1))
+        elif char in _CLOSERS.values() and opened and _CLOSERS[opened[-1][0]] == char:
+            opened.pop()
+        index += 1
+    if opened:
+        char, at_line, column = opened[-1]
+        what = "block" if char == "{" else "list" if char == "[" else "parenthesis"
+        return _unclosed_diagnostic(what, f'add its closing "{_CLOSERS[char]}"', filename, at_line, column)
+    return None
+
+
+def _string_end(text, index):
+    """The index of the quote closing the string opened at ``index``, or None
+    when the line ends first."""
+    index += 1
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == '"':
+            return index
+        if char == "\n":
+            return None
+        index += 1
+    return None
+
+
+def _unclosed_diagnostic(what, fix, filename, line, column):
+    return Diagnostic(
+        f"invalid HCL syntax: this {what} is never closed",
+        f"The {what} opened here runs to the end of {'the line' if what == 'string' else 'the file'}: {fix}.",
+        filename,
+        line,
+        column,
+    )
 
 
 def _syntax_diagnostic(error, filename):
@@ -138,6 +202,7 @@ def _locate_body(body, path, filename, positions, diagnostics):
                 positions.setdefault(path + (block_type,), _position(node, filename))
             else:
                 key = (block_type, *labels)
+                positions.setdefault((block_type,), _position(node, filename))
             positions[key] = _position(node, filename)
             _locate_body(_body(node), key, filename, positions, diagnostics)
     return headers

@@ -385,7 +385,7 @@ def test_unknown_provider_is_an_error(project, l4plan):
     result = l4plan("plan")
     assert result.exit_code == 1
     assert result.stderr.startswith(
-        'Error: Unknown provider "nope" (installed providers: '
+        'Error: site.l4.hcl:4: Unknown provider "nope" (installed providers: '
     )
     assert "fake" in result.stderr
 
@@ -439,7 +439,7 @@ def test_var_files_that_cannot_be_read_say_why(project, l4plan):
     (project.path / "bin.hcl").write_bytes(b'x = "\xff"\n')
     (project.path / "bad.json").write_text('{"x": 1')
     messages = {
-        "bad.hcl": "Error: bad.hcl:1:6: invalid HCL syntax: unexpected end of input\n",
+        "bad.hcl": "Error: bad.hcl:1:5: invalid HCL syntax: this string is never closed\n",
         "bin.hcl": "Error: bin.hcl:1: the file is not UTF-8 text (byte 5 is 0xff)\n",
         "bad.json": "Error: bad.json:1:8: invalid JSON in the variable file: Expecting ',' delimiter\n",
     }
