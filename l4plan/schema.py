@@ -110,7 +110,7 @@ def _port_message(value):
         problem = "it is neither a whole number nor text"
     except PortError as error:
         problem = str(error)
-    return f"{json.dumps(value, ensure_ascii=False)} is not a port specification: {problem}", f"{PORT_FORMS}."
+    return f"{_shown(value)} is not a port specification: {problem}", f"{PORT_FORMS}."
 
 
 def _pattern_message(error):
@@ -123,12 +123,18 @@ def _type_message(error):
     wanted = error.validator_value
     names = {"object": "a block", "array": "a list", "string": "a string", "boolean": "true or false", "integer": "a whole number"}
     wanted_text = names.get(wanted, wanted) if isinstance(wanted, str) else " or ".join(names.get(w, w) for w in wanted)
-    return f"must be {wanted_text}, not {json.dumps(error.instance)}", "Change the value's type."
+    return f"must be {wanted_text}, not {_shown(error.instance)}", "Change the value's type."
 
 
 def _enum_message(error):
     choices = ", ".join(f'"{c}"' for c in error.validator_value)
-    return f"{json.dumps(error.instance)} is not allowed", f"Use one of {choices}."
+    return f"{_shown(error.instance)} is not allowed", f"Use one of {choices}."
+
+
+def _shown(value, limit=60):
+    """A value as JSON, cut short: a message must not repeat megabytes of input."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _required_message(error):
@@ -145,7 +151,19 @@ def _items_message(error):
     key = error.absolute_path[-1] if error.absolute_path else "list"
     if key == "rule":
         return f"an application has 1 to 30 rules; this one has {len(error.instance)}", "Split the rules over several applications, or merge port lists and ranges."
+    if error.validator == "maxItems":
+        return f'"{key}" has {len(error.instance)} items, more than the {error.validator_value} allowed', "Shorten the list, or split it over several blocks."
     return f'"{key}" needs at least {error.validator_value} item(s)', "Add one."
+
+
+def _length_message(error):
+    key = error.absolute_path[-1] if error.absolute_path else "value"
+    if isinstance(key, int):
+        key = f"{error.absolute_path[-2]}[{key}]"
+    return (
+        f'"{key}" is {len(error.instance)} characters long, more than the {error.validator_value} allowed',
+        "Shorten it.",
+    )
 
 
 def _properties_count_message(error):
@@ -161,7 +179,7 @@ def _range_message(error):
 
 
 def _generic(error):
-    return error.message, ""
+    return error.message if len(error.message) <= 200 else f"{error.message[:200]}…", ""
 
 
 _MESSAGES = {
@@ -175,4 +193,5 @@ _MESSAGES = {
     "minimum": _range_message,
     "maximum": _range_message,
     "pattern": _pattern_message,
+    "maxLength": _length_message,
 }

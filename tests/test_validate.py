@@ -287,3 +287,31 @@ def test_errors_point_at_the_block_or_string_itself(write_config, text, where, s
     """An unknown, extra or unclosed block and an unterminated string are reported at their own line."""
     found = errors(write_config, SITE, text)
     assert f"{where}: {summary}" in found, found
+
+
+def test_strings_and_lists_are_bounded(write_config):
+    """An over-long comment or list is refused at validate, naming the attribute, without echoing it."""
+    long_comment = app(rules=("tcp", "7000", "192.0.2.1", "1", f'    comment = "{"x" * 5000}"\n'))
+    many = 'ip_access_rule "many" {\n  action = "deny"\n  priority = 1\n  sources = [%s]\n}\n' % ", ".join(
+        f'"10.0.{i // 250}.{i % 250}"' for i in range(1001)
+    )
+    found = errors(write_config, SITE, long_comment, many)
+    assert found == [
+        '01.l4.hcl:8 application.game.rule[0].comment: "comment" is 5000 characters long, more than the 256 allowed',
+        '02.l4.hcl:4 ip_access_rule.many.sources: "sources" has 1001 items, more than the 1000 allowed',
+    ]
+
+
+def test_an_overlong_line_is_refused_before_parsing(write_config):
+    """A line of HCL longer than any value may be is refused with its number, before the parser sees it."""
+    found = errors(write_config, SITE, app(extra=f'  # {"y" * 70000}\n'))
+    assert found == ["01.l4.hcl:3 : line 3 is 70004 characters long, more than the 65536 allowed"]
+
+
+def test_an_oversized_file_is_refused(write_config, monkeypatch):
+    """A file over the size bound is refused by name and size, unread."""
+    monkeypatch.setattr("l4plan.config.loader.MAX_FILE_BYTES", 100)
+    found = errors(write_config, SITE + "#" * 200 + "\n")
+    assert found == [
+        "00.l4.hcl:0 : the file is 276 bytes, more than the 100 bytes a configuration or variable file may have"
+    ]

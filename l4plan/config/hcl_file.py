@@ -34,8 +34,31 @@ def parse_attributes(text, filename):
     return _parse(text, filename)[1]
 
 
+#: No line of HCL is longer (a string cannot span lines): the parser takes
+#: seconds and gigabytes on a line of megabytes, so such a line is refused first.
+MAX_LINE = 65536
+
+
+def _check_line_lengths(text, filename):
+    if len(text) <= MAX_LINE:
+        return
+    for number, line in enumerate(text.split("\n"), 1):
+        if len(line) > MAX_LINE:
+            raise ConfigError(
+                [
+                    Diagnostic(
+                        f"line {number} is {len(line)} characters long, more than the {MAX_LINE} allowed",
+                        "Shorten the value on it; a comment is at most 256 characters, a domain 253.",
+                        filename,
+                        number,
+                    )
+                ]
+            )
+
+
 def _parse(text, filename):
     """``(lark tree, plain values)``; bad syntax raises ConfigError at file:line."""
+    _check_line_lengths(text, filename)
     try:
         tree = hcl2.parses_to_tree(text)
         values = hcl2.serialize(hcl2.transform(tree, discard_comments=True), serialization_options=_OPTIONS)
