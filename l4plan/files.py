@@ -40,6 +40,15 @@ def write_atomically(path, data, keep_backup=False):
     _fsync_directory(directory)
 
 
+def remove_temporaries(path):
+    """Remove the temporary files ``write_atomically`` makes for ``path`` (and
+    its backup); only for a caller that knows no other writer is at work."""
+    directory, name = os.path.split(os.path.abspath(path))
+    for entry in os.listdir(directory):
+        if entry.startswith(f".{name}.") and entry.endswith(".tmp"):
+            _remove_quietly(os.path.join(directory, entry))
+
+
 def _keep_mode(path, temporary):
     try:
         os.chmod(temporary, os.stat(path).st_mode & 0o7777)

@@ -112,9 +112,14 @@ def _recompiled(before, after):
 
 
 def _write_atomically(path, text):
-    """Write C{text} to C{path}: temporary file, fsync, rename, fsync the directory."""
+    """Write C{text} to C{path}: temporary file, fsync, rename, fsync the directory.
+
+    The runtime that serves a data directory is its only writer, so earlier
+    temporary files of C{path} were left by a killed runtime: removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)

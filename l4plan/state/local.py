@@ -16,7 +16,7 @@ from importlib import resources
 import jsonschema
 
 from l4plan import __version__
-from l4plan.files import backup_path, write_atomically
+from l4plan.files import backup_path, remove_temporaries, write_atomically
 from l4plan.state.errors import (
     CorruptState,
     NewerStateFormat,
@@ -162,7 +162,7 @@ def write_state(path, state):
     state its lineage.
     """
     current = read_state(path)
-    if dict(state.resources) == dict(current.resources):
+    if dict(state.resources) == dict(current.resources) and state.unmanaged == current.unmanaged:
         return current
     _check_successor(path, current, state)
     written = replace(
@@ -195,6 +195,9 @@ def atomic_write(path, data):
     """Replace the file at ``path`` by ``data``; the old one becomes ``.backup``.
 
     A new file is created with mode 0600 (state can hold provider identity
-    data); an existing file keeps its mode.
+    data); an existing file keeps its mode. Every write holds the state lock,
+    so temporary files of this state found now were left by a killed writer:
+    they are removed first.
     """
+    remove_temporaries(path)
     write_atomically(path, data, keep_backup=True)

@@ -167,3 +167,14 @@ def test_checked_document_semantics_checked_whole():
     bad["applications"]["other"] = copy.deepcopy(served["applications"]["app"])
     with pytest.raises(document.DocumentError, match="tcp edge port 80 is also used"):
         document.validate(bad, checked=served)
+
+
+def test_save_removes_temporaries_of_a_killed_runtime(tmp_path):
+    """Saving the applied document removes temporary files an earlier, killed runtime left."""
+    from l4plan.runtime.reconcile import save
+
+    leftovers = [tmp_path / ".applied.json.x1y2.tmp", tmp_path / ".generation.json.z3.tmp"]
+    for leftover in leftovers:
+        leftover.write_text("{")
+    save(tmp_path, EXAMPLE, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["applied.json", "generation.json"]

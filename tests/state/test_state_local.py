@@ -375,3 +375,19 @@ def test_corrupt_backup_is_not_offered(state_path):
         f"its backup {state_path}.backup is not a valid state either, so repair "
         "the file by hand or restore it from your own copy"
     )
+
+
+def test_temporaries_of_a_killed_writer_are_removed(state_path):
+    """A write, made under the lock, removes temporary files a killed writer left."""
+    write_state(state_path, State.empty().with_resources([app("game")]))
+    leftovers = [
+        state_path.parent / ".l4plan.state.json.abc123.tmp",
+        state_path.parent / ".l4plan.state.json.backup.def456.tmp",
+    ]
+    for leftover in leftovers:
+        leftover.write_text("half")
+    other = state_path.parent / ".other.json.abc.tmp"
+    other.write_text("not ours")
+    write_state(state_path, read_state(state_path).with_resources([app("chat")]))
+    assert not any(p.exists() for p in leftovers)
+    assert other.exists()
