@@ -14,7 +14,8 @@ from l4plan import __version__
 
 class _Group(click.Group):
     """The top-level group: a usage error exits 1, like every other error,
-    because ``--detailed-exitcode`` gives 2 the meaning "changes present"."""
+    because ``--detailed-exitcode`` gives 2 the meaning "changes present";
+    an operating-system error no command foresaw is still one line."""
 
     def make_context(self, info_name, args, parent=None, **extra):
         with _usage_errors_exit_one():
@@ -22,7 +23,11 @@ class _Group(click.Group):
 
     def invoke(self, ctx):
         with _usage_errors_exit_one():
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except OSError as error:  # the last net: one line, never a traceback
+                where = f" ({error.filename})" if error.filename else ""
+                raise click.ClickException(f"{error.strerror or error}{where}") from None
 
 
 @contextmanager

@@ -71,6 +71,8 @@ def read_lock(path):
             text = f.read()
     except FileNotFoundError:
         return None
+    except OSError as error:
+        raise StateError(f"cannot read the lock file {lock_file}: {error.strerror}") from None
     try:
         return LockInfo.from_json(text)
     except (ValueError, KeyError, TypeError):
@@ -96,8 +98,16 @@ def _try_create(lock_file, info):
             f.write(info.to_json())
             f.flush()
             os.fsync(f.fileno())
-    except BaseException:
-        os.unlink(lock_file)
+    except BaseException as error:
+        try:
+            os.unlink(lock_file)
+        except OSError:
+            pass
+        if isinstance(error, OSError):
+            raise StateError(
+                f"cannot write the lock file {lock_file}: {error.strerror}; free "
+                f"space on that file system, then run the command again"
+            ) from None
         raise
     return True
 
@@ -144,7 +154,16 @@ def release(path, info):
     except StateError:
         return
     if current is not None and current.id == info.id:
-        os.unlink(lock_path(path))
+        try:
+            os.unlink(lock_path(path))
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise StateError(
+                f"cannot remove the lock file {lock_path(path)}: {error.strerror}; "
+                f"the lock stays: once the file system is writable again, run "
+                f'"l4plan force-unlock {info.id}"'
+            ) from None
 
 
 @contextmanager

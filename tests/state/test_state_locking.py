@@ -1,5 +1,6 @@
 """The state lock: content, waiting, release, force-unlock, and other processes."""
 
+import errno
 import json
 import os
 import threading
@@ -243,3 +244,36 @@ def test_concurrent_writers_lose_no_update(state_path, spawn):
     assert state.serial == 30
     assert read_lock(state_path) is None
     assert isinstance(state.resources["application.a14"], Resource)
+
+
+def test_a_full_disk_when_locking_is_one_clear_error(state_path, monkeypatch):
+    """ENOSPC while writing the lock file: a StateError, and no half-written lock is left."""
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("l4plan.state.locking.os.fsync", full)
+    with pytest.raises(StateError) as caught:
+        with lock(state_path, "apply"):
+            pass
+    assert str(caught.value) == (
+        f"cannot write the lock file {state_path}.lock: No space left on device; "
+        "free space on that file system, then run the command again"
+    )
+    assert not os.path.exists(f"{state_path}.lock")
+
+
+def test_a_read_only_file_system_at_release_is_one_clear_error(state_path, monkeypatch):
+    """A lock that cannot be removed says so, with its ID for force-unlock, instead of an OSError."""
+
+    def read_only(path):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with pytest.raises(StateError) as caught:
+        with lock(state_path, "apply") as held:
+            monkeypatch.setattr("l4plan.state.locking.os.unlink", read_only)
+    assert str(caught.value) == (
+        f"cannot remove the lock file {state_path}.lock: Read-only file system; the "
+        "lock stays: once the file system is writable again, run "
+        f'"l4plan force-unlock {held.id}"'
+    )
