@@ -13,6 +13,7 @@ from pathlib import Path
 
 from l4plan.diff import diff, drift, refreshed_state
 from l4plan.plan import Action, Plan, PlanError, PreventDestroyError, kind_of
+from l4plan.ports import parse_port_spec, spec_of
 from l4plan.planfile import PlanFileError, check_fresh, config_digest
 from l4plan.provider_registry import get_provider
 from l4plan.providers.base import Provider, ProviderError
@@ -289,23 +290,50 @@ def with_open_connections(plan, counts):
 
     ``counts`` is the provider's ``{"APP/PROTOCOL/EDGE_PORT": n}``, APP as the
     target runs it (the "before" name, until a ``state mv`` is applied); a
-    rule it does not name has none open.
+    rule it does not name has none open. A removed rule also learns which of
+    its edge ports another rule still serves after the plan: the runtime keeps
+    those listeners, and the connections on them stay open.
     """
+    if not counts:
+        return plan
+    served = _served_after(plan)
 
     def counted(change):
         name = (change.before or {}).get("name") or change.address.partition(".")[2]
         rules = tuple(
             rule
             if rule.action is Action.CREATE
-            else replace(rule, open_connections=counts.get(f"{name}/{rule.key}", 0))
+            else replace(
+                rule,
+                open_connections=counts.get(f"{name}/{rule.key}", 0),
+                kept_ports=_kept_ports(rule, served) if rule.action is Action.DELETE else None,
+            )
             for rule in change.rule_changes
         )
         return replace(change, rule_changes=rules)
 
-    if not counts:
-        return plan
     changes = tuple(counted(c) if c.kind == "application" else c for c in plan.changes)
     return replace(plan, changes=changes)
+
+
+def _served_after(plan):
+    """``{protocol: set of edge ports}`` every application serves after the plan."""
+    served = {}
+    for change in plan.changes:
+        if change.kind == "application" and change.after:
+            for rule in change.after["rules"]:
+                served.setdefault(rule["protocol"], set()).update(parse_port_spec(rule["edge_port"]).ports())
+    return served
+
+
+def _kept_ports(rule, served):
+    """The edge ports of a removed rule still served after the plan, as a port
+    list (the rule's own text when all are), or None when none is."""
+    ports = parse_port_spec(rule.before["edge_port"]).ports()
+    kept = [p for p in ports if p in served.get(rule.before["protocol"], ())]
+    if not kept:
+        return None
+    return rule.before["edge_port"] if len(kept) == len(ports) else str(spec_of(kept))
 
 
 def located(error, config):

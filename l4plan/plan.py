@@ -53,7 +53,9 @@ class RuleChange:
     ``mapping`` is the resulting port mapping of an added or changed rule
     (None for a removed one), computed here so renderers need only the plan.
     ``open_connections`` is how many connections or sessions a changed or
-    removed rule has open on the runtime now (None when not asked).
+    removed rule has open on the runtime now (None when not asked);
+    ``kept_ports`` are the edge ports of a removed rule that another rule
+    still serves, so their listeners and connections stay (None: none).
     """
 
     key: str
@@ -63,6 +65,7 @@ class RuleChange:
     changed_attributes: tuple[str, ...] = ()
     mapping: str | None = None
     open_connections: int | None = None
+    kept_ports: str | None = None
 
     def to_dict(self):
         data = {
@@ -75,6 +78,8 @@ class RuleChange:
         }
         if self.open_connections is not None:
             data["open_connections"] = self.open_connections
+        if self.kept_ports is not None:
+            data["kept_ports"] = self.kept_ports
         return data
 
     @classmethod
@@ -87,6 +92,7 @@ class RuleChange:
             changed_attributes=tuple(data["changed_attributes"]),
             mapping=data["mapping"],
             open_connections=data.get("open_connections"),
+            kept_ports=data.get("kept_ports"),
         )
 
 

@@ -101,6 +101,17 @@ def parse_port_spec(value):
     return PortSpec(ranges)
 
 
+def spec_of(ports):
+    """The compact PortSpec of sorted, distinct ports: ``[80, 81, 90]`` → ``80-81,90``."""
+    ranges = []
+    for port in ports:
+        if ranges and ranges[-1].last == port - 1:
+            ranges[-1] = PortRange(ranges[-1].first, port)
+        else:
+            ranges.append(PortRange(port, port))
+    return PortSpec(tuple(ranges))
+
+
 def _check_no_overlap(ranges):
     ordered = sorted(ranges)
     for before, after in zip(ordered, ordered[1:]):

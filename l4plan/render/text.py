@@ -199,13 +199,21 @@ def _rule_lines(rule):
 
 
 def _open_note(rule):
-    """Live impact: what happens to the connections open on a changed or removed rule."""
-    fate = (
-        "they drain, then close"
-        if rule["action"] == "delete"
-        else "they keep the old rule until they end"
-    )
-    noun = "session" if rule["before"]["protocol"] == "udp" else "connection"
+    """Live impact: what happens to the connections open on a changed or removed
+    rule, as the runtime does it: a kept listener keeps its connections, a
+    removed one drains TCP and ends UDP sessions at once."""
+    udp = rule["before"]["protocol"] == "udp"
+    noun = "session" if udp else "connection"
+    gone = "they end at once (their listener is removed)" if udp else "they drain, then close"
+    kept = rule.get("kept_ports")
+    if rule["action"] != "delete":
+        fate = "they keep the old rule until they end"
+    elif kept == rule["before"]["edge_port"]:
+        fate = "they stay open: another rule keeps every listener, and they keep the old rule until they end"
+    elif kept:
+        fate = f"those on {kept} stay open (the listeners are kept); on the other ports {gone}"
+    else:
+        fate = gone
     return f"live: {_count(rule['open_connections'], noun)} open now, {fate}"
 
 

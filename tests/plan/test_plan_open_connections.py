@@ -2,9 +2,12 @@
 
 import io
 
+import jsonschema
+
 from l4plan.apply import with_open_connections
 from l4plan.diff import diff
 from l4plan.render.text import TextRenderer
+from l4plan.schema import load_schema
 
 
 def app(*rules):
@@ -47,8 +50,35 @@ def test_counts_go_to_changed_and_removed_rules_only():
     assert (
         "# live: 3 connections open now, they keep the old rule until they end" in text.getvalue()
     )
-    assert "# live: 1 session open now, they drain, then close" in text.getvalue()
+    assert (
+        "# live: 1 session open now, they end at once (their listener is removed)"
+        in text.getvalue()
+    )
     assert text.getvalue().count("# live:") == 2
+
+
+def test_connections_on_a_kept_listener_stay():
+    """Adding a port to a rule changes its key, but the runtime keeps the old port's
+    listener: the plan says its connections stay, and which ports drain."""
+    before = app(("tcp", "7700", "17700"), ("tcp", "7800-7805", "17800"))
+    after = app(("tcp", "7700,7709", "17700"), ("tcp", "7800-7801", "17800"))
+    counted = with_open_connections(
+        diff({"application.app": after}, {"application.app": before}),
+        {"app/tcp/7700": 3, "app/tcp/7800-7805": 2},
+    )
+    kept = {r.key: r.kept_ports for r in counted.changes[0].rule_changes}
+    assert kept == {"tcp/7700": "7700", "tcp/7700,7709": None, "tcp/7800-7801": None, "tcp/7800-7805": "7800-7801"}
+    text = io.StringIO()
+    TextRenderer(color=False).render(counted, text)
+    assert (
+        "# live: 3 connections open now, they stay open: another rule keeps every "
+        "listener, and they keep the old rule until they end" in text.getvalue()
+    )
+    assert (
+        "# live: 2 connections open now, those on 7800-7801 stay open (the listeners "
+        "are kept); on the other ports they drain, then close" in text.getvalue()
+    )
+    jsonschema.validate(counted.to_dict(), load_schema("plan"))
 
 
 def test_no_counts_leave_the_plan_as_it_was():
