@@ -19,6 +19,11 @@ class Unreachable(AdminError):
     """Nothing answers on the admin address."""
 
 
+class NoAnswer(AdminError):
+    """The request went out whole but no answer came back: whether the runtime
+    acted on it is unknown."""
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -74,13 +79,17 @@ class AdminClient:
             headers["Content-Type"] = "application/json"
         connection = self._connection()
         try:
-            connection.request(method, path, body=data, headers=headers)
-            answer = connection.getresponse()
-            raw = answer.read()
-        except (FileNotFoundError, ConnectionRefusedError) as error:
-            raise Unreachable(f"no runtime answers on {self.admin} ({error.strerror or error})") from None
-        except OSError as error:
-            raise AdminError(f"talking to the runtime on {self.admin} failed: {error}") from None
+            try:
+                connection.request(method, path, body=data, headers=headers)
+            except (FileNotFoundError, ConnectionRefusedError) as error:
+                raise Unreachable(f"no runtime answers on {self.admin} ({error.strerror or error})") from None
+            except OSError as error:
+                raise AdminError(f"talking to the runtime on {self.admin} failed: {error}") from None
+            try:
+                answer = connection.getresponse()
+                raw = answer.read()
+            except (OSError, http.client.HTTPException) as error:
+                raise NoAnswer(f"the runtime on {self.admin} took the request but gave no answer ({error or type(error).__name__})") from None
         finally:
             connection.close()
         return Response(answer.status, _decode(raw), dict(answer.getheaders()))

@@ -16,7 +16,7 @@ from l4plan.plan import Action, Plan, PlanError, PreventDestroyError, kind_of
 from l4plan.ports import parse_port_spec, spec_of
 from l4plan.planfile import PlanFileError, check_fresh, config_digest
 from l4plan.provider_registry import get_provider
-from l4plan.providers.base import Provider, ProviderError
+from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
 from l4plan.state import (
     DEFAULT_PATH,
     Resource,
@@ -37,6 +37,10 @@ class EngineError(Exception):
 
 class ApplyFailed(EngineError):
     """The provider could not apply the plan; the state was left as it was."""
+
+
+class ApplyOutcomeUnknown(EngineError):
+    """The provider took the plan but did not say whether it applied it."""
 
 
 class ApplyCancelled(EngineError):
@@ -153,7 +157,7 @@ def refresh(provider, state, enabled=True):
     read = managed_view(provider.read(), state, provider.READS)
     return (
         refreshed_state(state_resources, read, provider.READS),
-        drift(state_resources, read, provider.READS),
+        drift(state_resources, read, provider.READS, pending=state.pending),
     )
 
 
@@ -364,7 +368,7 @@ def recorded_state(state, desired, identities):
     return state.with_resources(
         Resource.at(address, attributes, identities.get(address, kept.get(address)))
         for address, attributes in desired.items()
-    )
+    ).settled()
 
 
 def carry_out(workspace, state, proposal):
@@ -377,7 +381,7 @@ def carry_out(workspace, state, proposal):
         return write_state(
             workspace.state_path, recorded_state(state, proposal.desired, {})
         )
-    identities = _provider_apply(workspace.provider, proposal)
+    identities = _provider_apply(workspace, state, proposal)
     new_state = recorded_state(state, proposal.desired, identities)
     try:
         return write_state(workspace.state_path, new_state)
@@ -388,9 +392,18 @@ def carry_out(workspace, state, proposal):
         ) from error
 
 
-def _provider_apply(provider, proposal):
+def _provider_apply(workspace, state, proposal):
+    provider = workspace.provider
     try:
         return provider.apply(proposal.plan, proposal.desired)
+    except OutcomeUnknown as error:
+        write_state(workspace.state_path, state.with_pending(proposal.desired))
+        raise ApplyOutcomeUnknown(
+            f'Apply outcome unknown: provider "{provider.name}": {error}. The state '
+            f"still holds what was there before, and remembers this change: run "
+            f"plan, which shows what the target runs now, and this change as "
+            f"l4plan's own if it was made."
+        ) from error
     except ProviderError as error:
         raise ApplyFailed(
             f'Apply failed: provider "{provider.name}": {error}. '

@@ -7,7 +7,9 @@ change. Port mappings of added and changed rules are worked out here, so the
 renderers need nothing but the plan.
 """
 
-from l4plan.plan import Action, Change, Plan, RuleChange, kind_of
+from dataclasses import replace
+
+from l4plan.plan import OUTCOME_UNKNOWN_REASON, Action, Change, Plan, RuleChange, kind_of
 from l4plan.ports import PortError, map_ports, parse_origin_port, parse_port_spec
 
 # Attributes that cannot be changed in place, by address type: changing one
@@ -20,10 +22,11 @@ REASONS = {
     Action.REPLACE: "{paths} cannot be changed in place",
 }
 DESTROY_REASONS = {**REASONS, Action.DELETE: "destroy was requested"}
+# A drift change's reason is what the plan says of it.
 DRIFT_REASONS = {
-    Action.CREATE: "created outside of l4plan",
-    Action.UPDATE: "changed outside of l4plan",
-    Action.DELETE: "deleted outside of l4plan",
+    Action.CREATE: "has been created outside of l4plan",
+    Action.UPDATE: "has changed outside of l4plan",
+    Action.DELETE: "has been deleted outside of l4plan",
 }
 
 # What a provider's read() reports unless told otherwise.
@@ -50,12 +53,14 @@ def diff(desired, current, drifted=(), lineage=None, serial=0, mode="normal"):
     return plan
 
 
-def drift(state_resources, refreshed_resources, kinds=READ_KINDS):
+def drift(state_resources, refreshed_resources, kinds=READ_KINDS, pending=None):
     """Changes made outside of l4plan: state (before) against refreshed (after).
 
     Only addresses of ``kinds`` are compared, since the provider reads nothing
     else; attributes the provider does not report (``prevent_destroy``, a
-    lifecycle setting) are not drift.
+    lifecycle setting) are not drift. A change that the target shows exactly
+    as ``pending`` (an apply of unknown outcome) wanted is l4plan's own, and
+    says so in its reason.
     """
     state = {a: v for a, v in state_resources.items() if kind_of(a) in kinds}
     observed = {
@@ -65,8 +70,19 @@ def drift(state_resources, refreshed_resources, kinds=READ_KINDS):
         _change(a, state.get(a), observed.get(a), DRIFT_REASONS, forces={})
         for a in sorted(state.keys() | observed.keys())
     )
-    drifted = (c for c in changes if c.action is not Action.NO_OP)
+    drifted = [c for c in changes if c.action is not Action.NO_OP]
+    if pending is not None and _runs_pending(observed, pending, kinds):
+        drifted = [replace(c, reason=OUTCOME_UNKNOWN_REASON) for c in drifted]
     return tuple(sorted(drifted, key=lambda c: c.sort_key))
+
+
+def _runs_pending(observed, pending, kinds):
+    """Whether the target runs what ``pending`` asked for (all or nothing)."""
+    wanted = {a: v for a, v in pending.items() if kind_of(a) in kinds}
+    return observed.keys() == wanted.keys() and all(
+        all(wanted[a].get(k) == v for k, v in attributes.items())
+        for a, attributes in observed.items()
+    )
 
 
 def refreshed_state(state_resources, refreshed_resources, kinds=READ_KINDS):

@@ -15,6 +15,11 @@ from l4plan import __version__
 FORMAT_VERSION = "1.0"
 
 
+#: The reason of a drift change that is l4plan's own: an apply of unknown
+#: outcome made it (the plan says so, not "changed outside of l4plan").
+OUTCOME_UNKNOWN_REASON = "was changed by l4plan's last apply, whose outcome was unknown"
+
+
 def kind_of(address):
     """The type part of an address: ``application.game`` → ``application``."""
     return address.partition(".")[0]

@@ -13,6 +13,11 @@ class ProviderError(Exception):
     """A provider could not do its work; the message says what and how to fix it."""
 
 
+class OutcomeUnknown(ProviderError):
+    """The target took the change but did not say whether it made it (it died
+    answering); only reading it again tells."""
+
+
 class Provider(ABC):
     """Base of every provider.
 

@@ -18,8 +18,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from l4plan.admin_client import AdminClient, AdminError, Unreachable, parse_endpoint
-from l4plan.providers.base import Provider, ProviderError
+from l4plan.admin_client import AdminClient, AdminError, NoAnswer, Unreachable, parse_endpoint
+from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
 from l4plan.providers.runtime_document import build_document, read_document
 
 DATA_DIR = ".l4plan"
@@ -51,12 +51,15 @@ class RuntimeProvider(Provider):
             running = read_document(document)
             self._check_unchanged_since(plan, running)
             unmanaged = {a: running[a] for a in plan.unmanaged if a in running}
-            answer = self.client().request(
-                "PUT",
-                "/v1/config",
-                build_document({**unmanaged, **desired}),
-                {"If-Match": str(generation)},
-            )
+            try:
+                answer = self.client().request(
+                    "PUT",
+                    "/v1/config",
+                    build_document({**unmanaged, **desired}),
+                    {"If-Match": str(generation)},
+                )
+            except NoAnswer as error:
+                raise OutcomeUnknown(str(error)) from None
         if answer.status == 409:
             raise ProviderError(
                 f"the runtime on {self.admin} was changed by someone else during this apply "

@@ -24,11 +24,6 @@ HEADLINES = {
     "delete": "will be destroyed",
     "replace": "must be replaced",
 }
-DRIFT_HEADLINES = {
-    "create": "has been created outside of l4plan",
-    "update": "has changed outside of l4plan",
-    "delete": "has been deleted outside of l4plan",
-}
 COLOURS = {"+": "green", "~": "yellow", "-": "red"}
 NO_CHANGES = "No changes. The runtime matches the configuration."
 NO_DRIFT = (
@@ -70,7 +65,7 @@ class TextRenderer:
         return [
             *out,
             *self._legend(changed),
-            *self._blocks(changed, HEADLINES),
+            *self._blocks(changed),
             self._summary(data["summary"]),
         ]
 
@@ -81,7 +76,7 @@ class TextRenderer:
             "l4plan found these changes on the runtime since the last apply:",
             "",
         ]
-        return [*intro, *self._blocks(drift, DRIFT_HEADLINES), note]
+        return [*intro, *self._blocks(drift, drift=True), note]
 
     def _legend(self, changes):
         used = {c["action"] for c in changes}
@@ -94,18 +89,21 @@ class TextRenderer:
             "",
         ]
 
-    def _blocks(self, changes, headlines):
+    def _blocks(self, changes, drift=False):
         lines = []
         for change in changes:
-            lines += self._headline(change, headlines)
+            lines += self._headline(change, drift)
             lines += self._block(change)
             lines.append("")
         return lines
 
-    def _headline(self, change, headlines):
+    def _headline(self, change, drift):
+        """A drift change's reason is its headline ("has changed outside of l4plan")."""
         address = self._bold(change["address"])
-        lines = [f"  # {address} {headlines[change['action']]}"]
-        if headlines is HEADLINES and change["reason"] and change["action"] == "delete":
+        if drift:
+            return [f"  # {address} {change['reason']}"]
+        lines = [f"  # {address} {HEADLINES[change['action']]}"]
+        if change["reason"] and change["action"] == "delete":
             lines.append(f"  # (because {change['reason']})")
         return lines
 

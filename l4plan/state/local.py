@@ -162,7 +162,11 @@ def write_state(path, state):
     state its lineage.
     """
     current = read_state(path)
-    if dict(state.resources) == dict(current.resources) and state.unmanaged == current.unmanaged:
+    if (dict(state.resources), state.unmanaged, state.pending) == (
+        dict(current.resources),
+        current.unmanaged,
+        current.pending,
+    ):
         return current
     _check_successor(path, current, state)
     written = replace(

@@ -110,7 +110,11 @@ class State:
     a uuid4 then and it never changes afterwards. ``serial`` counts changes of
     ``resources`` and ``unmanaged``. ``unmanaged`` holds the provider-side
     addresses of objects ``state rm`` let go: they keep running, and plans
-    leave them alone until they are imported again.
+    leave them alone until they are imported again. ``pending`` holds the
+    desired resources of an apply whose outcome is unknown (the provider took
+    the change and gave no answer), so the next plan can tell l4plan's own
+    change from one made outside it; the next write that records resources
+    clears it.
     """
 
     lineage: str | None = None
@@ -119,6 +123,7 @@ class State:
     l4plan_version: str = __version__
     format_version: int = FORMAT_VERSION
     unmanaged: tuple[str, ...] = ()
+    pending: Mapping | None = field(default=None, compare=True)
 
     def __post_init__(self):
         for address, resource in self.resources.items():
@@ -144,6 +149,16 @@ class State:
         if new == dict(self.resources) and unmanaged == self.unmanaged:
             return self
         return replace(self, serial=self.serial + 1, resources=new, unmanaged=unmanaged)
+
+    def with_pending(self, desired):
+        """This state remembering ``desired`` as an apply of unknown outcome."""
+        return replace(self, serial=self.serial + 1, pending=_json_copy(dict(desired)))
+
+    def settled(self):
+        """This state with no apply of unknown outcome left to recognise."""
+        if self.pending is None:
+            return self
+        return replace(self, serial=self.serial + 1, pending=None)
 
     def with_resource(self, resource):
         """This state with ``resource`` added, or replacing the one at its address."""
@@ -205,6 +220,7 @@ class State:
             "l4plan_version": self.l4plan_version,
             "resources": {a: r.to_dict() for a, r in self.resources.items()},
             **({"unmanaged": list(self.unmanaged)} if self.unmanaged else {}),
+            **({"pending": self.pending} if self.pending is not None else {}),
         }
 
     @classmethod
@@ -218,4 +234,5 @@ class State:
             l4plan_version=data["l4plan_version"],
             format_version=data["format_version"],
             unmanaged=tuple(data.get("unmanaged", ())),
+            pending=data.get("pending"),
         )

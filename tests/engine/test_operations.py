@@ -7,18 +7,20 @@ from l4plan import apply as engine
 from l4plan.config.variables import VariableInputs
 from l4plan.plan import Action, PlanError, TooMuchChange
 from l4plan.planfile import ForeignPlan, PlanFileError, StalePlan, load_plan, save_plan
-from l4plan.providers.base import Provider, ProviderError
+from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
 from l4plan.state import Resource, State, StateError, read_state, write_state
 from l4plan.validate import load_config
 
 
 class MemoryProvider(Provider):
-    """Runs what it was last given; counts applies; fails when told to."""
+    """Runs what it was last given; counts applies; fails when told to (and
+    with ``unknown``, applies and then gives no answer)."""
 
-    def __init__(self, running=None, failure=None):
+    def __init__(self, running=None, failure=None, unknown=False):
         super().__init__("memory", {}, ".")
         self.running = dict(running or {})
         self.failure = failure
+        self.unknown = unknown
         self.applied = 0
 
     def _read(self):
@@ -31,6 +33,8 @@ class MemoryProvider(Provider):
         self.running = {
             a: v for a, v in desired.items() if a.startswith("application.")
         }
+        if self.unknown:
+            raise OutcomeUnknown("the runtime took the change but gave no answer")
         return {a: {"id": a, "n": self.applied} for a in self.running}
 
 
@@ -493,3 +497,27 @@ def test_state_write_failure_after_apply_says_what_to_do(tmp_path, monkeypatch):
         "is missing as drift"
     )
     assert ws.provider.applied == 1
+
+
+def test_an_apply_of_unknown_outcome_is_recognised_as_ours(tmp_path):
+    """A provider that applies and gives no answer: apply says the outcome is unknown,
+    the state keeps its resources and remembers the change; the next plan shows the
+    change as l4plan's own, and applying it records it and forgets the pending change."""
+    ws = workspace(tmp_path, application("game"))
+    before = applied(ws)
+    ws.provider.unknown = True
+    changed = workspace(tmp_path, application("game", "7001"), provider=ws.provider)
+    with pytest.raises(engine.ApplyOutcomeUnknown, match="^Apply outcome unknown: provider \"memory\": "):
+        applied(changed)
+    state = read_state(changed.state_path)
+    assert state.resources == before.resources and state.pending is not None
+    ws.provider.unknown = False
+    proposal = engine.plan(changed, engine.PlanOptions())
+    assert [(c.address, c.reason) for c in proposal.plan.drift] == [
+        ("application.game", "was changed by l4plan's last apply, whose outcome was unknown")
+    ]
+    assert not proposal.plan.has_changes
+    recorded = applied(changed)
+    assert recorded.pending is None
+    assert recorded.resources["application.game"].attributes["rules"][0]["edge_port"] == "7001"
+    assert ws.provider.applied == 2

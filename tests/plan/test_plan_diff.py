@@ -176,9 +176,9 @@ def test_drift_reports_changed_deleted_and_created_outside():
     state = resources(game(), chat())
     read = resources(game(ipv6=False), dns())
     assert [(c.address, c.action, c.reason) for c in drift(state, read)] == [
-        ("application.dns", Action.CREATE, "created outside of l4plan"),
-        ("application.game", Action.UPDATE, "changed outside of l4plan"),
-        ("application.chat", Action.DELETE, "deleted outside of l4plan"),
+        ("application.dns", Action.CREATE, "has been created outside of l4plan"),
+        ("application.game", Action.UPDATE, "has changed outside of l4plan"),
+        ("application.chat", Action.DELETE, "has been deleted outside of l4plan"),
     ]
 
 
