@@ -1,6 +1,8 @@
 """Fixtures shared by the whole suite."""
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,24 @@ from l4plan.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+
+
+def shipped_copy(source, destination):
+    """Copy the files git tracks under ``source`` to ``destination``: what a run
+    left there (a live runtime socket, state) stays behind. Outside a git
+    checkout (an unpacked sdist) everything is shipped, so all is copied."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--", str(source)],
+        capture_output=True,
+        check=False,
+    )
+    if listed.returncode != 0:
+        return Path(shutil.copytree(source, destination))
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        target = destination / (ROOT / name).relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    return Path(destination)
 
 
 @pytest.fixture

@@ -1,33 +1,17 @@
 """The README's quick start, as a user runs it: plan, apply, traffic, stop.
 
-It uses the example's own fixed ports (edge 7000, origin 17000), so it skips,
-saying why, when another program holds one of them.
+The example as shipped is copied, with its ports (edge 7000, origin 17000)
+changed to free ones, so the test runs beside a quick start still running.
 """
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 
-import pytest
+from tests.conftest import EXAMPLES, shipped_copy
+from tests.runtime.runtime_helpers import free_ports
 
-from tests.conftest import EXAMPLES
-
-# What running the quick start in examples/quickstart leaves there (git ignores
-# it): the example is copied as shipped, or its state would make plan find no changes.
-LEFT_BY_A_RUN = shutil.ignore_patterns(".l4plan", "l4plan.state.json*", "__pycache__")
-
-
-def _free(port):
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
 
 
 def _l4plan(workdir, *args):
@@ -40,9 +24,9 @@ def _l4plan(workdir, *args):
     )
 
 
-def _wait_for_origin(process):
+def _wait_for_origin(process, port):
     line = process.stdout.readline()
-    assert "echo origin on 127.0.0.1:17000" in line, line
+    assert f"echo origin on 127.0.0.1:{port}" in line, line
 
 
 def _stop_runtime(workdir):
@@ -56,17 +40,19 @@ def _stop_runtime(workdir):
 
 
 def test_quick_start_plans_applies_and_carries_traffic(tmp_path):
-    """plan, apply --auto-approve, then TCP and UDP echo through edge port 7000, then runtime stop."""
-    if not (_free(7000) and _free(17000)):
-        pytest.skip("port 7000 or 17000 is in use on 127.0.0.1 by another program")
-    workdir = shutil.copytree(
-        EXAMPLES / "quickstart", tmp_path / "quickstart", ignore=LEFT_BY_A_RUN
-    )
+    """plan, apply --auto-approve, then TCP and UDP echo through the edge port, then runtime stop."""
+    workdir = shipped_copy(EXAMPLES / "quickstart", tmp_path / "quickstart")
+    edge, origin_port = free_ports(2)
+    config = workdir / "main.l4.hcl"
+    text = config.read_text()
+    config.write_text(text.replace('"17000"', f'"{origin_port}"').replace('"7000"', f'"{edge}"'))
     origin = subprocess.Popen(
-        [sys.executable, str(workdir / "echo_origin.py")], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(workdir / "echo_origin.py"), str(origin_port)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        _wait_for_origin(origin)
+        _wait_for_origin(origin, origin_port)
         planned = _l4plan(workdir, "plan", "--detailed-exitcode")
         assert planned.returncode == 2, planned.stderr
         assert "Plan: 2 to add, 0 to change, 0 to destroy." in planned.stdout
@@ -74,7 +60,7 @@ def test_quick_start_plans_applies_and_carries_traffic(tmp_path):
         applied = _l4plan(workdir, "apply", "--auto-approve")
         assert applied.returncode == 0, applied.stderr
         sent = subprocess.run(
-            [sys.executable, str(workdir / "send.py"), "hello"],
+            [sys.executable, str(workdir / "send.py"), "hello", str(edge)],
             capture_output=True,
             text=True,
             timeout=30,
