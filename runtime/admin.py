@@ -29,7 +29,7 @@ from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from l4plan.runtime.document import DocumentError
+from l4plan.runtime.document import DocumentError, parse_json
 from l4plan.runtime.reconcile import ReconcileError
 
 log = Logger()
@@ -203,7 +203,7 @@ class _Config(Resource):
         if request.too_large:
             return _answer(request, 413, {"error": f"the body is over {MAX_BODY} bytes"})
         try:
-            document = json.loads(request.content.read())
+            document = parse_json(request.content.read())
         except ValueError as error:
             return _answer(request, 400, {"error": f"the body is not JSON: {error}"})
         if self._changing or _if_match(request) != self._live.generation:

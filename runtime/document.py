@@ -25,6 +25,29 @@ class DocumentError(ValueError):
         super().__init__(f"{source}: " + "; ".join(self.reasons))
 
 
+def parse_json(text):
+    """JSON text → value, stricter than C{json.loads}: a key given twice, NaN or
+    Infinity, or nesting deeper than Python's stack is a C{ValueError} saying so
+    (json.loads would keep the last key, accept NaN, or raise RecursionError)."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _unique_keys(pairs):
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"the key {twice!r} appears twice in one object")
+    return result
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def empty():
     """The document of a runtime that has nothing to proxy yet."""
     return {
@@ -36,10 +59,22 @@ def empty():
     }
 
 
+def _is_whole_number(checker, instance):
+    """JSON Schema takes 27531.0 (and Python takes True) for an integer; a port,
+    a count or a generation must be a JSON whole number written as one."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_whole_number),
+)
+
+
 @functools.cache
 def _validator():
     text = resources.files("l4plan.schemas").joinpath("runtime.schema.json").read_text()
-    return jsonschema.Draft202012Validator(json.loads(text))
+    return _Validator(json.loads(text))
 
 
 def _changed_part(document, checked):
@@ -115,7 +150,7 @@ def load_applied(data_dir):
     if not path.exists():
         return empty()
     try:
-        document = json.loads(path.read_text())
+        document = parse_json(path.read_text())
     except (OSError, ValueError) as exc:
         raise DocumentError(str(path), [f"cannot be read as JSON ({exc})"]) from exc
     return validate(document, str(path))

@@ -153,10 +153,10 @@ def load_generation(data_dir):
     if not path.exists():
         return 0
     try:
-        generation = json.loads(path.read_text())["generation"]
+        generation = runtime_document.parse_json(path.read_text())["generation"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise runtime_document.DocumentError(str(path), [f"cannot be read ({exc!r})"]) from exc
-    if not isinstance(generation, int) or generation < 0:
+    if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
         raise runtime_document.DocumentError(str(path), ["generation is not a whole number"])
     return generation
 
@@ -240,16 +240,23 @@ class LiveConfig:
         return _Diff(before_keys, after_keys, routes)
 
     def _bind(self, keys, routes):
-        """Bind a listener for every key; on any failure close them all and raise."""
+        """Bind a listener for every key; on any failure close them all and raise.
+
+        Whatever fails, a port in use or an error no one foresaw, every
+        listener bound here is closed again: a refused change leaves none."""
         bound, failed = [], []
-        for key in keys:
-            listener = self.runtime.make_listener(key, routes[key])
-            try:
-                listener.bind()
-            except CannotListenError as error:
-                failed.append(f"{key}: {error.socketError}")
-                continue
-            bound.append(listener)
+        try:
+            for key in keys:
+                listener = self.runtime.make_listener(key, routes[key])
+                try:
+                    listener.bind()
+                except CannotListenError as error:
+                    failed.append(f"{key}: {error.socketError}")
+                    continue
+                bound.append(listener)
+        except Exception as error:
+            _close(bound)
+            raise ReconcileError("a new listener failed, so nothing was changed", [f"{key}: {error}"]) from error
         if failed:
             _close(bound)
             raise ReconcileError("cannot open every new listener, so nothing was changed", failed)

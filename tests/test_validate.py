@@ -315,3 +315,11 @@ def test_an_oversized_file_is_refused(write_config, monkeypatch):
     assert found == [
         "00.l4.hcl:0 : the file is 276 bytes, more than the 100 bytes a configuration or variable file may have"
     ]
+
+
+def test_deeply_nested_json_is_one_error(write_config):
+    """A *.l4.json nested past the stack is a diagnostic, not a RecursionError."""
+    directory = write_config({"main.l4.json": '{"x": ' + "[" * 100000 + "]" * 100000 + "}"})
+    with pytest.raises(ConfigError) as error:
+        load_config(directory)
+    assert [d.summary for d in error.value.diagnostics] == ["invalid JSON: nested too deeply"]

@@ -116,6 +116,9 @@ def load_json(text, filename):
     """
     try:
         data = json.loads(text, object_pairs_hook=_unique_members)
+    except RecursionError:
+        detail = "A configuration nests a few levels; this file nests beyond what can be read."
+        raise ConfigError([Diagnostic("invalid JSON: nested too deeply", detail, filename, 1, 1)]) from None
     except ValueError:
         _read_positions(text, filename)
         raise AssertionError("the positioned reader accepted what json rejected") from None

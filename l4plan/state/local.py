@@ -72,10 +72,23 @@ def _parse(path, raw):
     if not text.strip():
         raise _corrupt(path, "the file is empty")
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
         where = f"line {error.lineno}, column {error.colno}"
         raise _corrupt(path, f"bad JSON at {where}: {error.msg}") from None
+    except RecursionError:
+        raise _corrupt(path, "bad JSON: nested too deeply") from None
+    except ValueError as error:
+        raise _corrupt(path, f"bad JSON: {error}") from None
+
+
+def _unique_keys(pairs):
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"the key {twice!r} appears twice in one object")
+    return result
 
 
 def _check_format(path, document):

@@ -103,8 +103,8 @@ def test_load_balancer_failover_and_recovery(processes, start_origin, start_runt
                 {"address": "127.0.0.3", "weight": 1},
             ],
             "health_check": {
-                "interval": 0.2,
-                "timeout": 0.5,
+                "interval": 1,
+                "timeout": 1,
                 "unhealthy_threshold": 1,
                 "healthy_threshold": 1,
             },

@@ -135,6 +135,80 @@ def test_bind_failure_changes_nothing(live, tmp_path):
     assert live.generation == 1 and load_generation(tmp_path) == 1
 
 
+@pytest.mark.parametrize("failure", [TypeError("Binding is 7009.0"), OSError(24, "Too many open files")])
+def test_any_bind_failure_changes_nothing(live, tmp_path, failure):
+    """Not only a port in use: whatever a bind raises, the listeners bound for the
+    change are closed again and the old ones serve on."""
+    live.apply(doc(tcp(7000, 17000)))
+
+    def failing(port, factory, backlog=50, interface=""):
+        if port == 7011:
+            raise failure
+        return Reactor.listenTCP(live.runtime.reactor, port, factory, backlog, interface)
+
+    live.runtime.reactor.listenTCP = failing
+    with pytest.raises(ReconcileError) as raised:
+        live.apply(doc(tcp(7000, 17000), tcp(7010, 17010), tcp(7011, 17011)))
+
+    assert raised.value.failed == [f"tcp 127.0.0.1:7011: {failure}"]
+    assert list(live.runtime.listeners()) == [TCP_7000]
+    assert [(p.port, p.listening) for p in live.runtime.reactor.tcp_ports] == [
+        (7000, True),
+        (7010, False),
+    ]
+    assert live.generation == 1 and load_generation(tmp_path) == 1
+
+
+@pytest.mark.parametrize(
+    "edit, reason",
+    [
+        (lambda d: d["applications"]["app"]["rules"][0]["ports"][0].update(edge=7000.0), "7000.0 is not of type 'integer'"),
+        (lambda d: d["applications"]["app"]["rules"][0]["ports"][0].update(edge=True), "True is not of type 'integer'"),
+    ],
+)
+def test_non_integer_ports_are_refused(live, edit, reason):
+    """A port written 7000.0 (which JSON Schema calls an integer) or true is refused whole."""
+    document = doc(tcp(7000, 17000))
+    edit(document)
+    with pytest.raises(runtime_document.DocumentError) as raised:
+        live.apply(document)
+    assert any(reason in r for r in raised.value.reasons), raised.value.reasons
+    assert list(live.runtime.listeners()) == []
+
+
+def test_sub_second_health_checks_are_refused():
+    """The runtime accepts no health check the configuration would refuse (interval 1e-9)."""
+    pool = {"pool": {"algorithm": "round_robin", "origins": [{"address": "127.0.0.2", "weight": 1}],
+                     "health_check": {"interval": 1e-9, "timeout": 1, "unhealthy_threshold": 1, "healthy_threshold": 1}}}
+    with pytest.raises(runtime_document.DocumentError, match="health_check: .*'interval': 1e-09.* is not valid"):
+        runtime_document.validate(make_document([lb_rule(7000, 17000)], load_balancers=pool))
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ('{"generation": true}', "generation is not a whole number"),
+        ('{"generation": 1, "generation": 2}', "appears twice"),
+    ],
+)
+def test_a_bad_generation_file_is_refused(tmp_path, text, reason):
+    """generation.json holding true, or a key twice, is refused instead of read as 1."""
+    (tmp_path / "generation.json").write_text(text)
+    with pytest.raises(runtime_document.DocumentError, match=reason):
+        load_generation(tmp_path)
+
+
+def test_strict_json_refuses_what_json_loads_lets_through():
+    """Duplicate keys, NaN and nesting past the stack are ValueErrors, not silent or a RecursionError."""
+    for text, reason in (
+        ('{"applications": {}, "applications": {}}', "the key 'applications' appears twice"),
+        ('{"x": NaN}', "NaN is not a JSON number"),
+        ("[" * 100000 + "]" * 100000, "nested too deeply"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            runtime_document.parse_json(text)
+
+
 def test_invalid_document_changes_nothing(live):
     """An invalid document is refused with its reasons before any listener is touched."""
     with pytest.raises(runtime_document.DocumentError):

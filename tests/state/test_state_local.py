@@ -391,3 +391,17 @@ def test_temporaries_of_a_killed_writer_are_removed(state_path):
     write_state(state_path, read_state(state_path).with_resources([app("chat")]))
     assert not any(p.exists() for p in leftovers)
     assert other.exists()
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("[" * 100000 + "]" * 100000, "bad JSON: nested too deeply"),
+        ('{"resources": {}, "resources": {}}', "bad JSON: the key 'resources' appears twice in one object"),
+    ],
+)
+def test_deep_or_duplicated_json_is_corrupt(state_path, text, why):
+    """A state nested past the stack or with a key twice is refused, never a traceback or the last key."""
+    corrupt(state_path, text)
+    with pytest.raises(CorruptState, match=f"is not a valid state file: {why}"):
+        read_state(state_path)
