@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IReadWriteDescriptor
 from zope.interface import implementer
 
 PIPE_SIZE = 1 << 20  # bytes in flight per direction: a pipe's usual maximum
+PIPE_BUDGET = 256 << 20  # bytes all lent pipes may pin in the kernel, per process
 COPY_SIZE = 1 << 16  # a recv this full means a stream: splice it
 SMALL = 1 << 14  # a splice smaller than this means messages: copy them
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
@@ -49,22 +50,41 @@ class Pipe:
 
 
 class PipePool:
-    """Empty pipes kept for reuse: making one costs three system calls."""
+    """Empty pipes kept for reuse (making one costs three system calls), and a
+    bound on the kernel memory the pipes lent out may pin: 50 clients that
+    never read would otherwise hold 1 MiB each for the whole idle timeout."""
 
-    def __init__(self, keep=64, size=PIPE_SIZE):
+    def __init__(self, keep=64, size=PIPE_SIZE, budget=PIPE_BUDGET):
         self.keep = keep
         self.size = size
+        self.budget = budget
+        self.lent = 0  # bytes of the pipes lent out
         self._free = []
 
     def take(self):
-        return self._free.pop() if self._free else Pipe(self.size)
+        """A pipe, or None when the lent pipes already hold the budget or no
+        file descriptor is left: the direction then copies instead."""
+        if self.lent + self.size > self.budget:
+            return None
+        try:
+            pipe = self._free.pop() if self._free else Pipe(self.size)
+        except OSError:  # EMFILE, ENFILE: a connection must not die of it
+            return None
+        self.lent += pipe.size
+        return pipe
 
     def give(self, pipe):
         """Take back C{pipe}, which must be empty."""
+        self.lent -= pipe.size
         if len(self._free) < self.keep:
             self._free.append(pipe)
         else:
             pipe.close()
+
+    def discard(self, pipe):
+        """Take back C{pipe} with bytes nobody will read, and close it."""
+        self.lent -= pipe.size
+        pipe.close()
 
     def close(self):
         while self._free:
@@ -203,6 +223,8 @@ class SpliceRelay:
             return self._copy(direction)
         if direction.pipe is None:
             direction.pipe = self.pool.take()
+            if direction.pipe is None:  # no pipe to be had: copy this read
+                return self._copy(direction)
         room = direction.pipe.size - direction.pending
         if not room:  # readable in an event batch fetched before the pipe filled
             return self.flush(direction)
@@ -286,7 +308,7 @@ class SpliceRelay:
             end.want(False, False)
         for direction in self._directions:
             if direction.pending:  # bytes nobody will read: not worth a pooled pipe
-                direction.pipe.close()
+                self.pool.discard(direction.pipe)
             elif direction.pipe is not None:
                 self.pool.give(direction.pipe)
             direction.pipe = None

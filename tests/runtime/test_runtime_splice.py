@@ -142,6 +142,54 @@ def test_a_stream_is_spliced_then_messages_are_copied_again(relayed):
     assert relayed.counted["in"] == 4 * splice.COPY_SIZE + 5
 
 
+def _stream_through(parts, size):
+    """Send C{size} bytes client → origin through the relay; what arrived."""
+    parts.client_app.sendall(b"b" * size)
+    received = b""
+    for _ in range(2000):  # bounded
+        if parts.client_end.reading:
+            parts.client_end.doRead()
+        if parts.origin_end.writing:
+            parts.origin_end.doWrite()
+        received += parts.origin_app.recv(1 << 20)
+        if len(received) >= size:
+            break
+    return received
+
+
+@pytest.mark.parametrize("cause", ["no file descriptor", "pipe budget spent"])
+def test_a_stream_is_copied_when_no_pipe_can_be_had(relayed, monkeypatch, cause):
+    """Out of file descriptors (EMFILE) or over the pipe-memory budget, an
+    established connection keeps every byte by copying instead of splicing."""
+    if cause == "no file descriptor":
+
+        def emfile(flags):
+            raise OSError(errno.EMFILE, "Too many open files")
+
+        monkeypatch.setattr(splice.os, "pipe2", emfile)
+    else:
+        relayed.pool.budget = 0
+    size = 4 * splice.COPY_SIZE
+    assert _stream_through(relayed, size) == b"b" * size
+    assert not relayed.relay.ended and relayed.counted["in"] == size
+    assert all(d.pipe is None for d in relayed.relay._directions)
+    assert relayed.pool.lent == 0
+
+
+def test_pool_lends_no_more_than_its_budget():
+    """Pipes lent out count against the budget until given back or discarded."""
+    pool = splice.PipePool(keep=2, size=65536, budget=2 * 65536)
+    first, second = pool.take(), pool.take()
+    assert pool.take() is None and pool.lent == first.size + second.size
+    pool.give(first)
+    third = pool.take()
+    assert third is first
+    pool.discard(second)
+    pool.give(third)
+    assert pool.lent == 0
+    pool.close()
+
+
 def test_slow_destination_stops_reading_the_source(relayed):
     """Backpressure: a full pipe stops reads of the source until the
     destination drains, so nothing piles up in the process."""
