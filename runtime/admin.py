@@ -297,6 +297,7 @@ METRICS = (
     ("bytes_in", "counter", "Bytes from clients to origins"),
     ("bytes_out", "counter", "Bytes from origins to clients"),
     ("origin_failures", "counter", "Failed attempts to reach an origin"),
+    ("dropped_too_large", "counter", "UDP datagrams dropped: with the passthrough header they no longer fit in one datagram"),
 )
 
 

@@ -15,6 +15,7 @@ class RuleCounters:
     bytes_in: int = 0
     bytes_out: int = 0
     origin_failures: int = 0
+    dropped_too_large: int = 0
 
 
 class Metrics:

@@ -89,11 +89,21 @@ def parse_spp(datagram):
     return header, datagram[SPP_LENGTH:]
 
 
-def strip_spp(datagram):
-    """The payload of an origin's reply, without the SPP header it may carry."""
-    if len(datagram) >= SPP_LENGTH and datagram[:2] == SPP_MAGIC:
+def strip_spp(datagram, sent):
+    """The payload of an origin's reply, without the SPP header it may carry.
+
+    Only the header C{sent} to the origin for this flow counts, as sent or with
+    its two addresses swapped: a raw reply that merely begins with the 2-byte
+    magic reaches the client whole."""
+    head = datagram[:SPP_LENGTH]
+    if head == sent or head == _swapped(sent):
         return datagram[SPP_LENGTH:]
     return datagram
+
+
+def _swapped(header):
+    magic, client, proxy, client_port, proxy_port = _SPP.unpack(header)
+    return _SPP.pack(magic, proxy, client, proxy_port, client_port)
 
 
 def for_tcp(mode, source, destination):

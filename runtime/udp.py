@@ -17,6 +17,7 @@ log = Logger()
 
 PENDING_LIMIT = 64  # datagrams kept while the origin's address is looked up
 MAX_DATAGRAM = 65535  # Twisted reads 8192 bytes by default and would truncate
+MAX_PAYLOAD = 65507  # the most one IPv4 UDP datagram carries (65535 - IP and UDP headers)
 
 
 def _send(transport, datagram, *addr):
@@ -77,6 +78,9 @@ class UdpSession(DatagramProtocol):
         """A datagram from the client, towards the origin."""
         if self.closed:  # its origin failed at once; the next datagram tries again
             return
+        if len(self.header) + len(data) > MAX_PAYLOAD:  # no room for the header
+            self.rule.counters.dropped_too_large += 1
+            return
         self.rule.counters.bytes_in += len(data)
         self._timer.reset(self.relay.idle_timeout)
         if self._port is None:
@@ -88,7 +92,7 @@ class UdpSession(DatagramProtocol):
     def datagramReceived(self, data, addr):
         """A reply from the origin, back to the client from the edge port."""
         if self._strip_spp:
-            data = proxy_header.strip_spp(data)
+            data = proxy_header.strip_spp(data, self.header)
         self.rule.counters.bytes_out += len(data)
         self._timer.reset(self.relay.idle_timeout)
         self.relay.reply(data, self.client)

@@ -44,6 +44,7 @@ def test_sigterm_drains_open_connection_then_exits_zero(processes, start_origin,
         "bytes_in": 19,
         "bytes_out": 19,
         "origin_failures": 0,
+        "dropped_too_large": 0,
     }
 
 

@@ -25,6 +25,7 @@ def test_snapshot_is_sorted_plain_data():
         "bytes_in": 7,
         "bytes_out": 0,
         "origin_failures": 0,
+        "dropped_too_large": 0,
     }
     metrics.for_rule("b/udp/53").bytes_in = 9
     assert snapshot["b/udp/53"]["bytes_in"] == 7

@@ -113,13 +113,21 @@ def test_parse_spp_round_trip():
 def test_parse_spp_rejects_non_spp(datagram):
     """Short datagrams and ones without the magic are not SPP."""
     assert ph.parse_spp(datagram) is None
-    assert ph.strip_spp(datagram) == datagram
+    assert ph.strip_spp(datagram, ph.spp(("192.0.2.1", 1), ("192.0.2.2", 2))) == datagram
 
 
 def test_strip_spp():
-    """A reply with an SPP header reaches the client without it."""
-    reply = ph.spp(("192.0.2.1", 1), ("192.0.2.2", 2)) + b"answer"
-    assert ph.strip_spp(reply) == b"answer"
+    """A reply with the flow's SPP header, as sent or swapped, reaches the client without it."""
+    sent = ph.spp(("192.0.2.1", 1), ("192.0.2.2", 2))
+    assert ph.strip_spp(sent + b"answer", sent) == b"answer"
+    assert ph.strip_spp(ph.spp(("192.0.2.2", 2), ("192.0.2.1", 1)) + b"answer", sent) == b"answer"
+
+
+def test_strip_spp_keeps_a_raw_reply_that_starts_with_the_magic():
+    """A 62-byte raw reply beginning 56 EC is not an SPP header: all 62 bytes reach the client."""
+    sent = ph.spp(("192.0.2.1", 1), ("192.0.2.2", 2))
+    raw = b"\x56\xec" + bytes(range(60))
+    assert ph.strip_spp(raw, sent) == raw
 
 
 def test_for_tcp_and_for_udp_choose_by_mode():

@@ -230,7 +230,7 @@ def test_spp_reply_stripped_on_edge_socket():
     edge.datagramReceived(b"q", CLIENT)
     socket = EdgeSocket()
     edge_port(reactor, edge, socket)
-    header = proxy_header.spp(("192.0.2.9", 5300), ("127.0.0.1", 53))
+    header = proxy_header.spp(CLIENT, ("127.0.0.1", 53))  # the flow's, as origins echo it
     reactor.udp_ports[0][1].datagramReceived(header + b"answer", ("192.0.2.9", 5300))
     assert socket.sent == [(b"answer", CLIENT)]
 
@@ -242,3 +242,13 @@ def test_full_edge_socket_drops_reply_quietly():
     edge_port(reactor, edge, EdgeSocket(BlockingIOError(11, "Resource temporarily unavailable")))
     reactor.udp_ports[0][1].datagramReceived(b"reply", ("192.0.2.9", 5300))
     assert counters.bytes_out == 5
+
+
+def test_a_datagram_with_no_room_for_its_header_is_counted_dropped():
+    """A datagram that no longer fits in one once the v2 header is added is counted
+    as dropped (dropped_too_large), not as bytes relayed."""
+    reactor, edge, _, counters = relay("proxy_protocol_v2")
+    edge.datagramReceived(b"small", CLIENT)
+    edge.datagramReceived(b"x" * 65500, CLIENT)
+    assert len(reactor.udp_ports[0][2].written) == 1
+    assert (counters.bytes_in, counters.dropped_too_large) == (5, 1)
