@@ -75,6 +75,12 @@ def infer_origin_type(origin, lb_names):
     return "ip" if is_ip(origin) else "domain"
 
 
+def _is_local(address):
+    """Loopback or unspecified: where a runtime on this host listens."""
+    ip = ipaddress.ip_address(address)
+    return ip.is_loopback or ip.is_unspecified
+
+
 @lru_cache(maxsize=4096)
 def is_ip(text):
     try:
@@ -111,6 +117,7 @@ class _Checker:
         apps = tuple(self.application(name, body, site, lb_names) for name, body in self.blocks("application"))
         self.check_unique_domains(apps)
         self.check_unique_edge_ports(apps)
+        self.check_not_self_pointing(apps)
         return Config(
             site=site,
             applications=apps,
@@ -314,6 +321,29 @@ class _Checker:
                 self.report_port_clash(protocol, first, (app_name, index, rule), holder[2])
             if not holder or last > holder[1]:
                 reach[protocol] = (first, last, (app_name, index, rule))
+
+    def check_not_self_pointing(self, apps):
+        """A loopback origin on one of the configuration's own edge ports is the
+        runtime itself: one client would chain connections until no descriptor is left."""
+        edges = {}
+        for app in apps:
+            for rule in app.rules:
+                if rule.edge_port is not None:
+                    for port in rule.edge_port.ports():
+                        edges.setdefault((rule.protocol, port), (app.name, rule.key))
+        for app in apps:
+            for index, rule in enumerate(app.rules):
+                if rule.origin_port is None or not (is_ip(rule.origin) and _is_local(rule.origin)):
+                    continue
+                hit = next((p for p in rule.origin_port.ports() if (rule.protocol, p) in edges), None)
+                if hit is not None:
+                    owner, key = edges[(rule.protocol, hit)]
+                    self.error(
+                        ("application", app.name, "rule", index, "origin_port"),
+                        f"origin {rule.origin}:{hit} is {rule.protocol} edge port {hit} of "
+                        f"application.{owner} rule {key}: the runtime would connect to itself",
+                        "Point the rule at the origin server's own address and port.",
+                    )
 
     def report_port_clash(self, protocol, port, this, other):
         app_name, index, rule = this

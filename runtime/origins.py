@@ -25,6 +25,19 @@ from zope.interface import implementer
 log = Logger()
 
 
+class SelfConnection(error.ConnectError):
+    """The origin is one of this runtime's own listeners: one client would chain
+    connections through it until every file descriptor is taken."""
+
+    def __init__(self, host, port):
+        super().__init__(string=f"{host}:{port} is this runtime's own listener; refused")
+
+
+def not_own(protocol, host, port):
+    """The L{RelayFactory} default: no address is the runtime's own."""
+    return False
+
+
 @dataclass(frozen=True)
 class Lease:
     """An origin address chosen for one connection or session."""

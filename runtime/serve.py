@@ -25,7 +25,7 @@ from l4plan.runtime import reactor as relay_reactor
 from l4plan.runtime.metrics import Metrics
 from l4plan.runtime.origins import HealthChecker, HostCache
 from l4plan.runtime.reconcile import LiveConfig
-from l4plan.runtime.routes import compile_document
+from l4plan.runtime.routes import ListenerKey, compile_document
 from l4plan.runtime.tcp import PIPES, RelayFactory
 from l4plan.runtime.udp import MAX_DATAGRAM, UdpRelay
 from l4plan.runtime.workers import Workers, watch_parent
@@ -134,7 +134,7 @@ class _Listener(Service):
 class TcpListener(_Listener):
     """A listening TCP socket; stopping it drains its connections."""
 
-    def __init__(self, key, route, reactor, settings):
+    def __init__(self, key, route, reactor, settings, is_own):
         self.key = key
         self.reactor = reactor
         self.reuse_port = settings.reuse_port
@@ -146,6 +146,7 @@ class TcpListener(_Listener):
             settings.idle_timeout,
             settings.max_connections,
             pipes=PIPES if settings.splice else None,
+            is_own=is_own,
         )
 
     @property
@@ -183,12 +184,12 @@ class TcpListener(_Listener):
 class UdpListener(_Listener):
     """A UDP edge socket with its session table."""
 
-    def __init__(self, key, route, reactor, settings):
+    def __init__(self, key, route, reactor, settings, is_own):
         self.key = key
         self.reactor = reactor
         self.reuse_port = settings.reuse_port
         self.relay = self.server = UdpRelay(
-            route, reactor, settings.udp_idle_timeout, settings.max_sessions
+            route, reactor, settings.udp_idle_timeout, settings.max_sessions, is_own
         )
 
     @property
@@ -230,9 +231,23 @@ class Runtime(MultiService):
 
     def make_listener(self, key, route):
         """A listener (not bound, not started) for C{key} serving C{route}."""
-        listener = LISTENERS[key.protocol](key, route, self.reactor, self.settings)
+        listener = LISTENERS[key.protocol](key, route, self.reactor, self.settings, self.is_own)
         listener.setName(str(key))
         return listener
+
+    def is_own(self, protocol, host, port):
+        """Whether connecting to C{host}:C{port} would reach one of this runtime's
+        own listeners (a rule pointing at itself, or at another rule's edge port)."""
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        addresses = {str(ip)}
+        if ip.is_loopback or ip.is_unspecified:
+            addresses |= {"0.0.0.0", "::"}
+        if ip.is_unspecified:
+            addresses |= {self.settings.bind, self.settings.bind6}
+        return any(str(ListenerKey(protocol, a, port)) in self.namedServices for a in addresses)
 
     def retiring(self):
         """Removed listeners whose connections are still draining."""

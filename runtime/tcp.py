@@ -22,6 +22,7 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from l4plan.runtime import connect, proxy_header, splice
+from l4plan.runtime.origins import SelfConnection, not_own
 
 log = Logger()
 
@@ -171,6 +172,8 @@ class ClientLeg(_Leg, TimeoutMixin):
         if self._closed:
             lease.release()
             return
+        if self.factory.is_own("tcp", lease.host, self._origin_port):
+            return self.origin_failed(failure.Failure(SelfConnection(lease.host, self._origin_port)))
         self._stop_connecting = self.open_origin(lease.host, self._origin_port)
 
     def open_origin(self, host, port):
@@ -331,8 +334,11 @@ class RelayFactory(protocol.ServerFactory):
 
     noisy = False
 
-    def __init__(self, route, reactor, connect_timeout, idle_timeout, max_connections, pipes=PIPES):
+    def __init__(
+        self, route, reactor, connect_timeout, idle_timeout, max_connections, pipes=PIPES, is_own=not_own
+    ):
         self.protocol = ClientLeg if pipes is None else SplicedClientLeg
+        self.is_own = is_own  # (protocol, host, port) -> whether it is our own listener
         self.pipes = pipes
         self.route = route
         self.reactor = reactor

@@ -11,7 +11,10 @@ from twisted.internet.error import MessageLengthError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from twisted.python.failure import Failure
+
 from l4plan.runtime import proxy_header
+from l4plan.runtime.origins import SelfConnection, not_own
 
 log = Logger()
 
@@ -58,6 +61,8 @@ class UdpSession(DatagramProtocol):
         if self.closed:
             lease.release()
             return
+        if self.relay.is_own("udp", lease.host, self.origin_port):  # one datagram would fill the table
+            return self._failed(Failure(SelfConnection(lease.host, self.origin_port)))
         interface = "::" if ":" in lease.host else "0.0.0.0"
         self._port = self.relay.reactor.listenUDP(
             0, self, interface=interface, maxPacketSize=MAX_DATAGRAM
@@ -117,7 +122,8 @@ class UdpSession(DatagramProtocol):
 class UdpRelay(DatagramProtocol):
     """One UDP listener: its route, the session table and the session cap."""
 
-    def __init__(self, route, reactor, idle_timeout, max_sessions):
+    def __init__(self, route, reactor, idle_timeout, max_sessions, is_own=not_own):
+        self.is_own = is_own  # (protocol, host, port) -> whether it is our own listener
         self.route = route
         self.reactor = reactor
         self.idle_timeout = idle_timeout

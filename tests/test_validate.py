@@ -323,3 +323,19 @@ def test_deeply_nested_json_is_one_error(write_config):
     with pytest.raises(ConfigError) as error:
         load_config(directory)
     assert [d.summary for d in error.value.diagnostics] == ["invalid JSON: nested too deeply"]
+
+
+def test_a_rule_pointing_at_its_own_edge_port_is_refused(write_config):
+    """A loopback origin on an edge port of the same protocol is the runtime itself."""
+    found = errors(
+        write_config,
+        SITE,
+        app(rules=(("tcp", "7000", "127.0.0.1", "7000"), ("udp", "7001", "127.0.0.1", "7000"))),
+        app("other", rules=("tcp", "8000", "::1", "6990-7010")),
+    )
+    assert found == [
+        "01.l4.hcl:7 application.game.rule[0].origin_port: origin 127.0.0.1:7000 is tcp edge port "
+        "7000 of application.game rule tcp/7000: the runtime would connect to itself",
+        "02.l4.hcl:7 application.other.rule[0].origin_port: origin ::1:7000 is tcp edge port "
+        "7000 of application.game rule tcp/7000: the runtime would connect to itself",
+    ]

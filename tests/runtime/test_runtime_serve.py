@@ -134,7 +134,7 @@ def test_stop_aborts_connections_after_drain_timeout():
 
 def test_stop_ends_udp_sessions():
     """Stopping a UDP listener ends its sessions at once."""
-    reactor, runtime = start(make_document([make_rule("53", [(53, [53])], protocol="udp")]))
+    reactor, runtime = start(make_document([make_rule("53", [(53, [5353])], protocol="udp")]))
     _, relay, _ = reactor.udp_ports[0]
     relay.datagramReceived(b"q", ("198.51.100.1", 1000))
     session_socket = reactor.udp_ports[1][2]
@@ -160,3 +160,28 @@ def test_first_signal_stops_second_aborts_drain():
     assert reactor.hasStopped and not leg.transport.disconnected
     handler.handle("SIGINT")
     assert leg.transport.disconnected
+
+
+def test_a_rule_pointing_at_the_runtime_itself_is_refused():
+    """A TCP rule whose origin is its own edge port gets no origin connection (one
+    client would chain thousands); a UDP one opens no origin socket."""
+    rules = [
+        make_rule("7000", [(7000, [7000])]),
+        make_rule("7001", [(7001, [7000])], protocol="udp"),  # TCP 7000 is not UDP 7000
+        make_rule("7002", [(7002, [7002])], protocol="udp"),
+    ]
+    reactor, runtime = start(make_document(rules))
+    tcp_7000 = runtime.listeners()[ListenerKey("tcp", "127.0.0.1", 7000)]
+    leg = tcp_7000.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
+    transport = Transport()
+    leg.makeConnection(transport)
+    assert reactor.tcpClients == [] and transport.disconnecting
+    assert runtime.metrics.for_rule("app/tcp/7000").origin_failures == 1
+    relays = {str(listener.key): listener.relay for listener in runtime if listener.key.protocol == "udp"}
+    relays["udp 127.0.0.1:7002"].datagramReceived(b"q", ("198.51.100.1", 1000))
+    relays["udp 127.0.0.1:7001"].datagramReceived(b"q", ("198.51.100.1", 1000))
+    assert runtime.metrics.for_rule("app/udp/7002").origin_failures == 1
+    assert runtime.metrics.for_rule("app/udp/7001").opened == 1
+    assert len(reactor.udp_ports) == 2 + 1  # two edge sockets; only the UDP 7001 session got one
+    assert runtime.is_own("tcp", "0.0.0.0", 7000) and runtime.is_own("tcp", "127.0.0.1", 7000)
+    assert not runtime.is_own("tcp", "127.0.0.2", 7000) and not runtime.is_own("tcp", "origin.example.net", 7000)
