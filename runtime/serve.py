@@ -22,6 +22,7 @@ from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from l4plan.runtime import admin as admin_api
 from l4plan.runtime import reactor as relay_reactor
+from l4plan.runtime.limits import UNLIMITED, FdBudget, raise_soft_limit
 from l4plan.runtime.metrics import Metrics
 from l4plan.runtime.origins import HealthChecker, HostCache
 from l4plan.runtime.reconcile import LiveConfig
@@ -97,6 +98,7 @@ class Settings:
     udp_idle_timeout: float = 30.0
     max_connections: int = 10000
     max_sessions: int = 10000
+    max_per_source: int = 0  # connections and sessions one client address may hold; 0: no cap
     dns_ttl: float = 30.0
     workers: int = 1
     splice: bool = True  # relay TCP bytes in the kernel where the platform can
@@ -121,6 +123,12 @@ class _Listener(Service):
         """Open the socket now (once); raises CannotListenError."""
         if self._port is None:
             self._port = listen(self.reactor, self.key, self.server, self.reuse_port)
+            self.budget.hold(1)
+
+    def _unlisten(self):
+        """Close the socket; the descriptor goes back to the budget."""
+        self.budget.hold(-1)
+        return defer.maybeDeferred(self._port.stopListening)
 
     def startService(self):
         self.bind()
@@ -134,11 +142,12 @@ class _Listener(Service):
 class TcpListener(_Listener):
     """A listening TCP socket; stopping it drains its connections."""
 
-    def __init__(self, key, route, reactor, settings, is_own):
+    def __init__(self, key, route, reactor, settings, is_own, budget):
         self.key = key
         self.reactor = reactor
         self.reuse_port = settings.reuse_port
         self.drain_timeout = settings.drain_timeout
+        self.budget = budget
         self.factory = self.server = RelayFactory(
             route,
             reactor,
@@ -147,6 +156,7 @@ class TcpListener(_Listener):
             settings.max_connections,
             pipes=PIPES if settings.splice else None,
             is_own=is_own,
+            budget=budget,
         )
 
     @property
@@ -155,8 +165,7 @@ class TcpListener(_Listener):
 
     def stopService(self):
         Service.stopService(self)
-        d = defer.maybeDeferred(self._port.stopListening)
-        return d.addCallback(lambda _: self._drain())
+        return self._unlisten().addCallback(lambda _: self._drain())
 
     def _drain(self):
         if self.factory.connections:
@@ -184,12 +193,13 @@ class TcpListener(_Listener):
 class UdpListener(_Listener):
     """A UDP edge socket with its session table."""
 
-    def __init__(self, key, route, reactor, settings, is_own):
+    def __init__(self, key, route, reactor, settings, is_own, budget):
         self.key = key
         self.reactor = reactor
         self.reuse_port = settings.reuse_port
+        self.budget = budget
         self.relay = self.server = UdpRelay(
-            route, reactor, settings.udp_idle_timeout, settings.max_sessions, is_own
+            route, reactor, settings.udp_idle_timeout, settings.max_sessions, is_own, budget
         )
 
     @property
@@ -199,20 +209,24 @@ class UdpListener(_Listener):
     def stopService(self):
         Service.stopService(self)
         self.relay.close_all()
-        return defer.maybeDeferred(self._port.stopListening)
+        return self._unlisten()
 
 
 LISTENERS = {"tcp": TcpListener, "udp": UdpListener}
 
 
 class Runtime(MultiService):
-    """All listeners of one document, their health checks and counters."""
+    """All listeners of one document, their health checks and counters.
 
-    def __init__(self, reactor, settings):
+    C{fd_limit} is the process's descriptor limit, of which the listeners,
+    connections and sessions share a budget (L{FdBudget})."""
+
+    def __init__(self, reactor, settings, fd_limit=UNLIMITED.limit):
         super().__init__()
         self.reactor = reactor
         self.settings = settings
         self.metrics = Metrics()
+        self.budget = FdBudget(fd_limit, settings.max_per_source)
         self.hosts = HostCache(reactor, settings.dns_ttl)
         self._checkers = []
         self._health_checks = []
@@ -231,7 +245,9 @@ class Runtime(MultiService):
 
     def make_listener(self, key, route):
         """A listener (not bound, not started) for C{key} serving C{route}."""
-        listener = LISTENERS[key.protocol](key, route, self.reactor, self.settings, self.is_own)
+        listener = LISTENERS[key.protocol](
+            key, route, self.reactor, self.settings, self.is_own, self.budget
+        )
         listener.setName(str(key))
         return listener
 
@@ -345,7 +361,7 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
     if reactor is None:
         reactor = relay_reactor.install()
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
-    runtime = Runtime(reactor, settings)
+    runtime = Runtime(reactor, settings, raise_soft_limit())
     live = LiveConfig.restore(runtime, settings.data_dir)
     workers = None
     if settings.workers > 1 and parent is None:

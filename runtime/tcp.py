@@ -22,6 +22,7 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from l4plan.runtime import connect, proxy_header, splice
+from l4plan.runtime.limits import UNLIMITED
 from l4plan.runtime.origins import SelfConnection, not_own
 
 log = Logger()
@@ -335,9 +336,18 @@ class RelayFactory(protocol.ServerFactory):
     noisy = False
 
     def __init__(
-        self, route, reactor, connect_timeout, idle_timeout, max_connections, pipes=PIPES, is_own=not_own
+        self,
+        route,
+        reactor,
+        connect_timeout,
+        idle_timeout,
+        max_connections,
+        pipes=PIPES,
+        is_own=not_own,
+        budget=UNLIMITED,
     ):
         self.protocol = ClientLeg if pipes is None else SplicedClientLeg
+        self.budget = budget  # the process's descriptors: 2 a connection
         self.is_own = is_own  # (protocol, host, port) -> whether it is our own listener
         self.pipes = pipes
         self.route = route
@@ -354,9 +364,12 @@ class RelayFactory(protocol.ServerFactory):
         if leg.rule.acl is not None and not leg.rule.acl.allows(leg.transport.getPeer().host):
             counters.denied += 1
             return False
-        if counters.active >= self.max_connections:
+        source = leg.transport.getPeer().host
+        cap = min(self.max_connections, self.budget.rule_cap(2))
+        if counters.active >= cap or not self.budget.take(source, 2):
             counters.refused += 1
             return False
+        leg.source = source
         counters.opened += 1
         counters.active += 1
         self.connections.add(leg)
@@ -365,6 +378,7 @@ class RelayFactory(protocol.ServerFactory):
     def release(self, leg):
         if leg in self.connections:
             self.connections.discard(leg)
+            self.budget.give(leg.source, 2)
             leg.rule.counters.active -= 1
             if not self.connections:
                 waiters, self._idle_waiters = self._idle_waiters, []

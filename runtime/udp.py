@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from l4plan.runtime import proxy_header
+from l4plan.runtime.limits import UNLIMITED
 from l4plan.runtime.origins import SelfConnection, not_own
 
 log = Logger()
@@ -122,8 +123,9 @@ class UdpSession(DatagramProtocol):
 class UdpRelay(DatagramProtocol):
     """One UDP listener: its route, the session table and the session cap."""
 
-    def __init__(self, route, reactor, idle_timeout, max_sessions, is_own=not_own):
+    def __init__(self, route, reactor, idle_timeout, max_sessions, is_own=not_own, budget=UNLIMITED):
         self.is_own = is_own  # (protocol, host, port) -> whether it is our own listener
+        self.budget = budget  # the process's descriptors: 1 a session
         self.route = route
         self.reactor = reactor
         self.idle_timeout = idle_timeout
@@ -163,7 +165,8 @@ class UdpRelay(DatagramProtocol):
         if rule.acl is not None and not rule.acl.allows(client[0]):
             rule.counters.denied += 1
             return None
-        if rule.counters.active >= self.max_sessions:
+        cap = min(self.max_sessions, self.budget.rule_cap(1))
+        if rule.counters.active >= cap or not self.budget.take(client[0], 1):
             rule.counters.refused += 1
             return None
         session = UdpSession(self, client, rule, self.route.next_origin_port())
@@ -176,6 +179,7 @@ class UdpRelay(DatagramProtocol):
     def session_closed(self, session):
         if self.sessions.get(session.client) is session:
             del self.sessions[session.client]
+            self.budget.give(session.client[0], 1)
             session.rule.counters.active -= 1
 
     def close_all(self):

@@ -99,6 +99,13 @@ def runtime():
     help="Concurrent UDP sessions per rule; datagrams of more clients are dropped.",
 )
 @click.option(
+    "--max-per-source",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Connections and sessions one client address may hold over all rules; 0: no cap.",
+)
+@click.option(
     "--dns-ttl",
     default=30.0,
     show_default=True,

@@ -1,7 +1,9 @@
 """Timeouts and caps set on the command line, through a real runtime."""
 
+import json
 import socket
 
+from conftest import L4PLAN
 from runtime_helpers import (
     connect,
     free_ports,
@@ -11,6 +13,8 @@ from runtime_helpers import (
     recv_all,
     udp_exchange,
 )
+
+from l4plan.admin_client import AdminClient
 
 
 def closed_by_peer(sock):
@@ -80,3 +84,40 @@ def test_udp_session_cap_and_idle_timeout(processes, start_origin, start_runtime
     status, output = processes.stop(runtime)
     counters = json_counters(output)[f"app/udp/{edge}"]
     assert status == 0 and counters["refused"] >= 1 and counters["opened"] >= 2
+
+
+def test_a_flood_under_a_low_descriptor_limit_leaves_the_rest_serving(processes, start_origin, tmp_path):
+    """With `ulimit -n 256`, 300 clients held open on one rule are refused past its
+    share of the descriptors; another TCP rule, UDP and the admin API keep serving."""
+    flooded, other, datagrams, origin = free_ports(4)
+    start_origin("echo", "127.0.0.1", origin)
+    start_origin("udp-echo", "127.0.0.1", origin)
+    rules = [
+        make_rule(str(flooded), [(flooded, [origin])]),
+        make_rule(str(other), [(other, [origin])]),
+        make_rule(str(datagrams), [(datagrams, [origin])], protocol="udp"),
+    ]
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "applied.json").write_text(json.dumps(make_document(rules)))
+    admin = f"unix:{tmp_path / 'admin.sock'}"
+    runtime = processes.start(
+        ["sh", "-c", 'ulimit -n 256 && exec "$0" "$@"', L4PLAN, "runtime", "serve", "--data-dir", data_dir, "--admin", admin],
+        "runtime",
+    )
+    held = []
+    try:
+        for _ in range(300):  # bounded: each connect has a timeout
+            held.append(connect("127.0.0.1", flooded))
+        with connect("127.0.0.1", other) as sock:
+            sock.sendall(b"x")
+            assert sock.recv(1) == b"x"
+        assert udp_exchange("127.0.0.1", datagrams, [b"ping"])[0] == [b"ping"]
+        status = AdminClient(admin).request("GET", "/v1/status")
+        assert status.status == 200
+        counters = status.body["rules"][f"app/tcp/{flooded}"]
+        assert counters["refused"] > 0 and counters["active"] <= 64, counters
+    finally:
+        for sock in held:
+            sock.close()
+    assert processes.stop(runtime)[0] == 0
