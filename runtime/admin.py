@@ -14,10 +14,14 @@
   GET  /metrics      Prometheus text format
 
 On a unix socket (created mode 0600) the file permissions are the access
-control. Over TCP every path, /healthz included, needs the bearer token.
+control. Over TCP every path, /healthz included, needs the bearer token,
+checked from the headers before any byte of a body is kept. At most 64
+connections at once (16 from one address), idle ones closed after 10 s, every
+one after 120 s.
 """
 
 import hmac
+import io
 import json
 import os
 import socket
@@ -25,6 +29,7 @@ import stat
 from pathlib import Path
 
 from twisted.internet import defer
+from twisted.protocols import policies
 from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
@@ -35,6 +40,10 @@ from l4plan.runtime.reconcile import ReconcileError
 log = Logger()
 
 MAX_BODY = 8 * 1024 * 1024
+MAX_CONNECTIONS = 64  # admin connections open at once; more are closed at once
+MAX_PER_PEER = 16  # of those, from one client address (TCP)
+IDLE_TIMEOUT = 10  # seconds an admin connection may send nothing
+CONNECTION_DEADLINE = 120  # seconds an admin connection may last, whatever it sends
 
 
 def parse_endpoint(text):
@@ -50,6 +59,7 @@ def parse_endpoint(text):
 
 def listen(reactor, endpoint, site):
     """Open the admin endpoint; a unix socket is never reachable by others, even briefly."""
+    site = Bounded(site, reactor)
     if endpoint[0] == "tcp":
         return reactor.listenTCP(endpoint[2], site, interface=endpoint[1])
     path = Path(endpoint[1])
@@ -81,6 +91,46 @@ def _remove_stale_socket(path):
             path.unlink()
 
 
+class Bounded(policies.WrappingFactory):
+    """The admin site behind bounds, so idle or dripping clients cannot take the
+    runtime's descriptors or hold the API: at most C{limit} connections at once
+    and C{per_peer} from one TCP address (more are closed at once), each ended
+    after C{deadline} seconds; the site's own timeout ends idle ones sooner."""
+
+    def __init__(self, site, reactor, limit=MAX_CONNECTIONS, per_peer=MAX_PER_PEER, deadline=CONNECTION_DEADLINE):
+        super().__init__(site)
+        self.reactor = reactor
+        self.limit = limit
+        self.per_peer = per_peer
+        self.deadline = deadline
+        self._deadlines = {}
+        self._peers = {}
+
+    def buildProtocol(self, addr):
+        peer = getattr(addr, "host", None)  # None on a unix socket: its mode guards it
+        if len(self.protocols) >= self.limit or (peer and self._peers.get(peer, 0) >= self.per_peer):
+            return None
+        protocol = super().buildProtocol(addr)
+        protocol.peer = peer
+        self._peers[peer] = self._peers.get(peer, 0) + 1
+        return protocol
+
+    def registerProtocol(self, protocol):
+        super().registerProtocol(protocol)
+        self._deadlines[protocol] = self.reactor.callLater(
+            self.deadline, protocol.transport.abortConnection
+        )
+
+    def unregisterProtocol(self, protocol):
+        super().unregisterProtocol(protocol)
+        left = self._peers.pop(protocol.peer, 1) - 1
+        if left:
+            self._peers[protocol.peer] = left
+        deadline = self._deadlines.pop(protocol, None)
+        if deadline is not None and deadline.active():
+            deadline.cancel()
+
+
 def make_site(live, token=None, workers=None):
     """The admin Site for C{live} (a L{LiveConfig}); C{token} is required when given.
 
@@ -94,24 +144,48 @@ def make_site(live, token=None, workers=None):
     version.putChild(b"config", _Config(live, workers))
     version.putChild(b"status", _Status(live, workers))
     api.putChild(b"v1", version)
-    site = server.Site(api if token is None else _Guard(api, token), requestFactory=LimitedRequest)
+    site = server.Site(
+        api if token is None else _Guard(api, token),
+        requestFactory=LimitedRequest,
+        timeout=IDLE_TIMEOUT,
+    )
+    site.token = None if token is None else token.encode()
     site.noisy = False
     return site
 
 
 class LimitedRequest(server.Request):
-    """A request whose body past C{max_body} is dropped as it arrives, not buffered."""
+    """A request whose body is kept only when it may be: past C{max_body} it is
+    dropped as it arrives, and without the right token (checked from the
+    headers, before any byte of the body) it is never stored at all."""
 
     max_body = MAX_BODY
     too_large = False
+    unauthorized = False
     _received = 0
+
+    def gotLength(self, length):
+        token = getattr(self.channel.site, "token", None)
+        self.unauthorized = token is not None and not authorized(self, token)
+        self.too_large = length is not None and length > self.max_body
+        if self.unauthorized or self.too_large:
+            self.content = io.BytesIO()  # not a temporary file for a body to be dropped
+            return
+        server.Request.gotLength(self, length)
 
     def handleContentChunk(self, data):
         self._received += len(data)
         if self._received > self.max_body:
             self.too_large = True
+        if self.too_large or self.unauthorized:
             return
         server.Request.handleContentChunk(self, data)
+
+
+def authorized(request, token):
+    """Whether C{request} carries the bearer C{token} (bytes), compared in constant time."""
+    scheme, _, given = (request.getHeader(b"authorization") or b"").partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token)
 
 
 def _answer(request, code, body):
@@ -167,8 +241,7 @@ class _Guard(Resource):
         self._token = token.encode()
 
     def getChildWithDefault(self, name, request):
-        scheme, _, given = (request.getHeader(b"authorization") or b"").partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token):
+        if authorized(request, self._token):
             return self._api.getChildWithDefault(name, request)
         return _Error(401, "a valid bearer token is required (Authorization: Bearer TOKEN)")
 

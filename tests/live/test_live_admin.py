@@ -6,6 +6,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -97,3 +98,44 @@ def test_unix_socket_is_private_and_bad_bodies_change_nothing(serve):
     assert client.request("GET", "/healthz").body == {"status": "ok"}
     assert raw_put("data/admin.sock", body, b"If-Match: 0\r\n") == 200
     assert client.request("GET", "/v1/status").body["listeners"][0]["port"] == edge
+
+
+def test_idle_and_dripping_clients_cannot_hold_the_admin_api(serve, tmp_path):
+    """500 idle and 500 dripping connections from two addresses: past the per-address
+    and total caps they are closed at once, and the operator's request is answered."""
+    (admin_port,) = free_ports(1)
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    serve("--admin", f"tcp:127.0.0.1:{admin_port}", "--token-file", "token")
+    held = []
+    try:
+        for source, first_bytes in (("127.0.0.2", b""), ("127.0.0.3", b"PUT /v1/config HTTP/1.1\r\nHo")):
+            for _ in range(500):  # bounded; each connect has a timeout
+                sock = socket.socket()
+                sock.settimeout(5)
+                sock.bind((source, 0))
+                sock.connect(("127.0.0.1", admin_port))
+                if first_bytes:
+                    sock.sendall(first_bytes)  # and never the rest
+                held.append(sock)
+        for sock in held:
+            sock.setblocking(False)
+        for _ in range(100):  # bounded: until the runtime has accepted (and closed) the backlog
+            open_now = sum(_still_open(sock) for sock in held)
+            if open_now <= 2 * 16:
+                break
+            time.sleep(0.1)
+        assert open_now <= 2 * 16, open_now  # the rest were closed at once
+        answer = AdminClient(f"http://127.0.0.1:{admin_port}", TOKEN, timeout=10).request("GET", "/healthz")
+        assert answer.status == 200
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def _still_open(sock):
+    try:
+        return sock.recv(1) != b""
+    except BlockingIOError:
+        return True
+    except ConnectionError:
+        return False

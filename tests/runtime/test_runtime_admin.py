@@ -136,15 +136,40 @@ def test_status_and_metrics(live):
 
 
 def test_body_past_the_limit_is_not_buffered():
-    """Bytes past max_body are counted and dropped, and the request is marked too large."""
-    request = admin.LimitedRequest(DummyChannel())
-    request.max_body = 8
-    request.gotLength(10)  # small: kept in memory
-    request.handleContentChunk(b"12345")
-    assert not request.too_large
-    request.handleContentChunk(b"67890")
-    request.content.seek(0)
-    assert (request.too_large, request.content.read()) == (True, b"12345")
+    """A declared length over max_body drops the body at once; an undeclared one
+    (chunked) keeps bytes up to the limit and drops the rest as it arrives."""
+    declared = admin.LimitedRequest(DummyChannel())
+    declared.max_body = 8
+    declared.gotLength(10)
+    declared.handleContentChunk(b"12345")
+    assert (declared.too_large, declared.content.getvalue()) == (True, b"")
+    chunked = admin.LimitedRequest(DummyChannel())
+    chunked.max_body = 8
+    chunked.gotLength(None)
+    chunked.handleContentChunk(b"12345")
+    assert not chunked.too_large
+    chunked.handleContentChunk(b"67890")
+    chunked.content.seek(0)
+    assert (chunked.too_large, chunked.content.read()) == (True, b"12345")
+    chunked.content.close()  # a temporary file, for a body of unknown length
+
+
+def test_a_body_without_the_token_is_never_stored(live):
+    """The token is checked from the headers: an unauthenticated PUT's body is
+    dropped as it arrives, not spooled to memory or a temporary file."""
+    channel = DummyChannel()
+    channel.site = admin.make_site(live, TOKEN)
+    request = admin.LimitedRequest(channel)
+    request.requestHeaders.addRawHeader(b"authorization", b"Bearer wrong")
+    request.gotLength(5 * 1024 * 1024)
+    request.handleContentChunk(b"x" * 65536)
+    assert request.unauthorized and request.content.getvalue() == b""
+    allowed = admin.LimitedRequest(channel)
+    allowed.requestHeaders.addRawHeader(b"authorization", b"Bearer the-token")
+    allowed.gotLength(5)
+    allowed.handleContentChunk(b"12345")
+    allowed.content.seek(0)
+    assert not allowed.unauthorized and allowed.content.read() == b"12345"
 
 
 @pytest.mark.parametrize(
