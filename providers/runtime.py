@@ -171,7 +171,8 @@ class RuntimeProvider(Provider):
                 return
             time.sleep(0.1)
         raise ProviderError(
-            f"the local runtime did not start on {self.admin}; see {log}:\n{_tail(log)}"
+            f"the local runtime did not start on {self.admin}; see {log}:\n"
+            + "\n".join(filter(None, (_tail(log.with_suffix(".out")), _tail(log))))
         )
 
 
@@ -184,10 +185,11 @@ def start_local_runtime(workdir, endpoint, token_path):
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "runtime.log"
     command = [sys.executable, "-m", "l4plan", "runtime", "serve", "--data-dir", str(data_dir)]
-    command += ["--admin", _serve_admin(endpoint)]
+    command += ["--admin", _serve_admin(endpoint), "--log-file", str(log)]
     if endpoint[0] == "tcp":
         command += ["--token-file", str(token_path)]
-    with open(log, "ab") as output:
+    # What the process prints before its log starts (and "ready"): this run's only.
+    with open(log.with_suffix(".out"), "wb") as output:
         process = subprocess.Popen(
             command,
             cwd=workdir,

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+from twisted.logger import Logger
 
 from l4plan.runtime import admin as admin_api
+from l4plan.runtime import logs
 from l4plan.runtime import reactor as relay_reactor
 from l4plan.runtime.limits import UNLIMITED, FdBudget, raise_soft_limit
 from l4plan.runtime.metrics import Metrics
@@ -99,6 +100,7 @@ class Settings:
     max_connections: int = 10000
     max_sessions: int = 10000
     max_per_source: int = 0  # connections and sessions one client address may hold; 0: no cap
+    log_file: str | None = None  # rotated by size; None: standard error
     dns_ttl: float = 30.0
     workers: int = 1
     splice: bool = True  # relay TCP bytes in the kernel where the platform can
@@ -360,7 +362,7 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
     """
     if reactor is None:
         reactor = relay_reactor.install()
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    logs.begin(settings.log_file)
     runtime = Runtime(reactor, settings, raise_soft_limit())
     live = LiveConfig.restore(runtime, settings.data_dir)
     workers = None

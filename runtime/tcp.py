@@ -16,16 +16,14 @@ import struct
 
 from twisted.internet import defer, error, protocol, tcp
 from twisted.internet.interfaces import IHalfCloseableProtocol
-from twisted.logger import Logger
 from twisted.python import failure
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
-from l4plan.runtime import connect, proxy_header, splice
+from l4plan.runtime import connect, logs, proxy_header, splice
 from l4plan.runtime.limits import UNLIMITED
 from l4plan.runtime.origins import SelfConnection, not_own
 
-log = Logger()
 
 RECV_SIZE = 65536
 PIPES = splice.PipePool() if splice.available() else None  # this process's pipe pool
@@ -188,11 +186,7 @@ class ClientLeg(_Leg, TimeoutMixin):
         """Count the failure; try another origin when the rule has one, else close."""
         self._stop_connecting = None
         self.rule.counters.origin_failures += 1
-        log.info(
-            "{rule}: origin failed: {reason}",
-            rule=self.rule.key,
-            reason=reason.getErrorMessage(),
-        )
+        logs.origin_failed(self.rule.key, reason.getErrorMessage())
         if self.lease is not None:
             self._tried.append(self.lease.backend)
             self.lease.release()

@@ -9,15 +9,13 @@ client by the socket they arrive on and sent back from the edge port.
 from twisted.internet import udp
 from twisted.internet.error import MessageLengthError
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
 
 from twisted.python.failure import Failure
 
-from l4plan.runtime import proxy_header
+from l4plan.runtime import logs, proxy_header
 from l4plan.runtime.limits import UNLIMITED
 from l4plan.runtime.origins import SelfConnection, not_own
 
-log = Logger()
 
 PENDING_LIMIT = 64  # datagrams kept while the origin's address is looked up
 MAX_DATAGRAM = 65535  # Twisted reads 8192 bytes by default and would truncate
@@ -35,6 +33,8 @@ def _send(transport, datagram, *addr):
 
 class UdpSession(DatagramProtocol):
     """A client's flow: datagrams out with their header, replies back."""
+
+    noisy = False  # no "Starting protocol" line per session
 
     lease = None
     closed = False
@@ -75,9 +75,7 @@ class UdpSession(DatagramProtocol):
 
     def _failed(self, reason):
         self.rule.counters.origin_failures += 1
-        log.info(
-            "{rule}: origin failed: {reason}", rule=self.rule.key, reason=reason.getErrorMessage()
-        )
+        logs.origin_failed(self.rule.key, reason.getErrorMessage())
         self.close()
 
     def send(self, data):

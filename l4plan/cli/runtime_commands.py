@@ -42,6 +42,12 @@ def runtime():
     "saved by every change through the admin API.",
 )
 @click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False),
+    help="Write the log to this file, rotated at 10 MiB with 5 old files kept "
+    "[default: standard error].",
+)
+@click.option(
     "--bind",
     default="127.0.0.1",
     show_default=True,

@@ -3,7 +3,7 @@
 import json
 import socket
 
-from conftest import L4PLAN
+from tests.runtime.conftest import L4PLAN
 from runtime_helpers import (
     connect,
     free_ports,
