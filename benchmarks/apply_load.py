@@ -21,9 +21,14 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks.processes import (
+    PROXY_CORE,
+    Process,
+    free_port,
+    runtime_serve,
+    wait_for_line,
+)
 from l4plan.admin_client import AdminClient
-
-from benchmarks.processes import PROXY_CORE, Process, free_port, runtime_serve, wait_for_line
 
 BULK_FROM = 10000  # below the ephemeral range, above the ports the test suites pick
 BULK_RULE = 100  # edge ports per bulk rule

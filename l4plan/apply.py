@@ -11,10 +11,11 @@ never prints (``approve`` is how apply asks the CLI for a yes).
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from l4plan.config.loader import config_files, load_directory
 from l4plan.diff import diff, drift, refreshed_state
 from l4plan.plan import Action, Plan, PlanError, PreventDestroyError, kind_of
-from l4plan.ports import parse_port_spec, spec_of
 from l4plan.planfile import PlanFileError, check_fresh, config_digest
+from l4plan.ports import parse_port_spec, spec_of
 from l4plan.provider_registry import get_provider
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
 from l4plan.state import (
@@ -27,7 +28,6 @@ from l4plan.state import (
     read_state,
     write_state,
 )
-from l4plan.config.loader import config_files, load_directory
 from l4plan.validate import load_config
 
 

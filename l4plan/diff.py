@@ -9,7 +9,14 @@ renderers need nothing but the plan.
 
 from dataclasses import replace
 
-from l4plan.plan import OUTCOME_UNKNOWN_REASON, Action, Change, Plan, RuleChange, kind_of
+from l4plan.plan import (
+    OUTCOME_UNKNOWN_REASON,
+    Action,
+    Change,
+    Plan,
+    RuleChange,
+    kind_of,
+)
 from l4plan.ports import PortError, map_ports, parse_origin_port, parse_port_spec
 
 # Attributes that cannot be changed in place, by address type: changing one

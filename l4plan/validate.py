@@ -26,7 +26,13 @@ from l4plan.model import (
     Settings,
     Site,
 )
-from l4plan.ports import PORT_FORMS, PortError, map_ports, parse_origin_port, parse_port_spec
+from l4plan.ports import (
+    PORT_FORMS,
+    PortError,
+    map_ports,
+    parse_origin_port,
+    parse_port_spec,
+)
 from l4plan.schema import check_structure
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"

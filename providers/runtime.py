@@ -18,7 +18,13 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from l4plan.admin_client import AdminClient, AdminError, NoAnswer, Unreachable, parse_endpoint
+from l4plan.admin_client import (
+    AdminClient,
+    AdminError,
+    NoAnswer,
+    Unreachable,
+    parse_endpoint,
+)
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
 from l4plan.providers.runtime_document import build_document, read_document
 

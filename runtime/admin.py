@@ -29,8 +29,8 @@ import stat
 from pathlib import Path
 
 from twisted.internet import defer
-from twisted.protocols import policies
 from twisted.logger import Logger
+from twisted.protocols import policies
 from twisted.web import server
 from twisted.web.resource import Resource
 
@@ -334,8 +334,8 @@ class _Status(Resource):
 
     def render_GET(self, request):
         runtime = self._live.runtime
-        listeners = [_listener_status(l) for l in runtime]
-        draining = [_listener_status(l) for l in runtime.retiring()]
+        listeners = [_listener_status(listener) for listener in runtime]
+        draining = [_listener_status(listener) for listener in runtime.retiring()]
         status = {
             "generation": self._live.generation,
             "listeners": listeners,
@@ -354,7 +354,7 @@ def _with_workers(workers, own):
 
 def _served_rules(runtime, listeners):
     """Counters of the rules served now, or with connections or sessions still open."""
-    served = {l["rule"] for l in listeners}
+    served = {listener["rule"] for listener in listeners}
     return {
         key: counters
         for key, counters in runtime.metrics.snapshot().items()

@@ -275,7 +275,7 @@ class LiveConfig:
         for listener in new:
             listener.setServiceParent(self.runtime)
         self.runtime.use_health_checks(health_checks)
-        return Changes(tuple(l.name for l in new), tuple(sorted(removed)), tuple(sorted(updated)))
+        return Changes(tuple(one.name for one in new), tuple(sorted(removed)), tuple(sorted(updated)))
 
 
 def _close(listeners):

@@ -16,14 +16,13 @@ import struct
 
 from twisted.internet import defer, error, protocol, tcp
 from twisted.internet.interfaces import IHalfCloseableProtocol
-from twisted.python import failure
 from twisted.protocols.policies import TimeoutMixin
+from twisted.python import failure
 from zope.interface import implementer
 
 from l4plan.runtime import connect, logs, proxy_header, splice
 from l4plan.runtime.limits import UNLIMITED
 from l4plan.runtime.origins import SelfConnection, not_own
-
 
 RECV_SIZE = 65536
 PIPES = splice.PipePool() if splice.available() else None  # this process's pipe pool

@@ -9,13 +9,11 @@ client by the socket they arrive on and sent back from the edge port.
 from twisted.internet import udp
 from twisted.internet.error import MessageLengthError
 from twisted.internet.protocol import DatagramProtocol
-
 from twisted.python.failure import Failure
 
 from l4plan.runtime import logs, proxy_header
 from l4plan.runtime.limits import UNLIMITED
 from l4plan.runtime.origins import SelfConnection, not_own
-
 
 PENDING_LIMIT = 64  # datagrams kept while the origin's address is looked up
 MAX_DATAGRAM = 65535  # Twisted reads 8192 bytes by default and would truncate

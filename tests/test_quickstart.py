@@ -13,7 +13,6 @@ from tests.conftest import EXAMPLES, shipped_copy
 from tests.runtime.runtime_helpers import free_ports
 
 
-
 def _l4plan(workdir, *args):
     return subprocess.run(
         [sys.executable, "-m", "l4plan", "-C", str(workdir), *args],

@@ -4,7 +4,12 @@ import os
 
 import click
 
-from l4plan.config.variables import VariableInputs, environment_values, parse_var_options, read_var_files
+from l4plan.config.variables import (
+    VariableInputs,
+    environment_values,
+    parse_var_options,
+    read_var_files,
+)
 
 
 def variable_options(command):

@@ -13,7 +13,12 @@ from contextlib import contextmanager
 import click
 
 from l4plan import apply as engine
-from l4plan.cli.options import ask_yes, print_diagnostics, variable_inputs, variable_options
+from l4plan.cli.options import (
+    ask_yes,
+    print_diagnostics,
+    variable_inputs,
+    variable_options,
+)
 from l4plan.cli.state_commands import lock_timeout_option
 from l4plan.diagnostics import ConfigError
 from l4plan.plan import PlanError

@@ -261,10 +261,11 @@ def status(as_json):
 def status_lines(admin, status):
     """GET /v1/status for people: listeners, then counters per rule."""
     lines = [f"runtime on {admin}, generation {status['generation']}", "", "listeners:"]
-    rows = [(l, "") for l in status["listeners"]] + [(l, " (draining)") for l in status["draining"]]
-    width = max((len(l["name"]) for l, _ in rows), default=0)
+    rows = [(one, "") for one in status["listeners"]]
+    rows += [(one, " (draining)") for one in status["draining"]]
+    width = max((len(one["name"]) for one, _ in rows), default=0)
     lines += [
-        f"  {l['name'].ljust(width)}  {l['rule']}  {l['active']} open{note}" for l, note in rows
+        f"  {one['name'].ljust(width)}  {one['rule']}  {one['active']} open{note}" for one, note in rows
     ]
     lines += ["  (none)"] * (not rows) + ["", "rules:"]
     for key, c in status["rules"].items():

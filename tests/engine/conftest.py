@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from engine_helpers import SITE, SUBPROCESS_TIMEOUT
+
 from l4plan.cli import main
 
 FAKE_DIST = Path(__file__).parent / "fakeprovider"

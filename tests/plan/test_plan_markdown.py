@@ -6,7 +6,7 @@ from plan_scenarios import SCENARIOS, game, resources, rule
 
 from l4plan.diff import diff
 from l4plan.render import markdown
-from l4plan.render.markdown import MAX_CHARS, MARKER, MarkdownRenderer
+from l4plan.render.markdown import MARKER, MAX_CHARS, MarkdownRenderer
 from l4plan.render.text import TextRenderer
 
 

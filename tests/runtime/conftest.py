@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from runtime_helpers import read_until
 
 ORIGIN_SERVER = str(Path(__file__).with_name("origin_server.py"))

@@ -12,6 +12,7 @@ usage: origin_server.py MODE HOST PORT [PORT ...]
 Prints "ready" once every port is bound; runs until killed.
 """
 
+import functools
 import hashlib
 import socket
 import sys
@@ -77,11 +78,11 @@ def main(mode, host, *ports):
         if mode == "echo":
             handler = _echo
         elif mode == "greet":
-            handler = lambda conn, p=port: _echo(conn, f"{host} {p}\n".encode())
+            handler = functools.partial(_echo, prefix=f"{host} {port}\n".encode())
         elif mode == "digest":
             handler = _digest
         else:
-            handler = lambda conn, n=int(mode.split(":")[1]): _blast(conn, n)
+            handler = functools.partial(_blast, total=int(mode.split(":")[1]))
         threads.append(threading.Thread(target=_serve_tcp, args=(sock, handler)))
     for thread in threads:
         thread.daemon = True

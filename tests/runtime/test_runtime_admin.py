@@ -6,14 +6,14 @@ import socket
 from pathlib import Path
 
 import pytest
+from runtime_helpers import make_document, make_rule
+from test_runtime_reconcile import Reactor
 from twisted.web.resource import getChildForRequest
 from twisted.web.test.requesthelper import DummyChannel, DummyRequest
 
 from l4plan.runtime import admin
 from l4plan.runtime.reconcile import LiveConfig
 from l4plan.runtime.serve import Runtime, Settings
-from runtime_helpers import make_document, make_rule
-from test_runtime_reconcile import Reactor
 
 TOKEN = "the-token"
 DOCUMENT = make_document([make_rule("7000", [(7000, [17000])])])

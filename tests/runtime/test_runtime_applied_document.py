@@ -4,9 +4,9 @@ import copy
 import json
 
 import pytest
+from runtime_helpers import make_document, make_rule
 
 from l4plan.runtime import document
-from runtime_helpers import make_document, make_rule
 
 EXAMPLE = {
     "format_version": 1,

@@ -3,7 +3,6 @@
 import json
 import socket
 
-from tests.runtime.conftest import L4PLAN
 from runtime_helpers import (
     connect,
     free_ports,
@@ -15,6 +14,7 @@ from runtime_helpers import (
 )
 
 from l4plan.admin_client import AdminClient
+from tests.runtime.conftest import L4PLAN
 
 
 def closed_by_peer(sock):

@@ -5,7 +5,6 @@ took from the header; they must be the test client's own.
 """
 
 import pytest
-
 from runtime_helpers import connect, free_ports, make_document, make_rule, recv_all
 
 VERSIONS = ["proxy_protocol_v1", "proxy_protocol_v2"]

@@ -4,7 +4,14 @@ import signal
 import socket
 import time
 
-from runtime_helpers import connect, free_ports, json_counters, make_document, make_rule, recv_all
+from runtime_helpers import (
+    connect,
+    free_ports,
+    json_counters,
+    make_document,
+    make_rule,
+    recv_all,
+)
 
 
 def refused(port, attempts=100):

@@ -3,7 +3,13 @@
 import socket
 import time
 
-from runtime_helpers import free_ports, json_counters, make_document, make_rule, vm_rss_kib
+from runtime_helpers import (
+    free_ports,
+    json_counters,
+    make_document,
+    make_rule,
+    vm_rss_kib,
+)
 
 BLAST = 50 * 1024 * 1024
 READS = 2000  # one byte per millisecond: about two seconds

@@ -7,7 +7,6 @@ import subprocess
 import threading
 
 import pytest
-
 from runtime_helpers import (
     connect,
     free_ports,

@@ -3,9 +3,9 @@
 import os
 
 import pytest
+from runtime_helpers import free_ports, make_document, make_rule, udp_exchange
 
 from l4plan.runtime import proxy_header
-from runtime_helpers import free_ports, make_document, make_rule, udp_exchange
 
 
 def udp_rule(edge, origin, passthrough="off"):

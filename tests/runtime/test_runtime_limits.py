@@ -2,12 +2,12 @@
 
 import resource
 
+from runtime_helpers import Transport, UdpReactor, make_document, make_rule
 from twisted.internet.address import IPv4Address
 
 from l4plan.runtime.limits import MIN_RESERVE, FdBudget, raise_soft_limit
 from l4plan.runtime.routes import ListenerKey
 from l4plan.runtime.serve import Runtime, Settings
-from runtime_helpers import Transport, UdpReactor, make_document, make_rule
 
 SETTINGS = Settings(drain_timeout=10, splice=False)
 

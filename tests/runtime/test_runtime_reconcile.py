@@ -3,16 +3,21 @@
 import json
 
 import pytest
+from runtime_helpers import Transport, UdpReactor, lb_rule, make_document, make_rule
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import CannotListenError, ConnectionDone
 from twisted.python.failure import Failure
 
 from l4plan.runtime import document as runtime_document
-from l4plan.runtime.reconcile import LiveConfig, ReconcileError, load_generation, signatures
 from l4plan.runtime.metrics import Metrics
+from l4plan.runtime.reconcile import (
+    LiveConfig,
+    ReconcileError,
+    load_generation,
+    signatures,
+)
 from l4plan.runtime.routes import ListenerKey, compile_document
 from l4plan.runtime.serve import Runtime, Settings
-from runtime_helpers import Transport, UdpReactor, lb_rule, make_document, make_rule
 
 TCP_7000 = ListenerKey("tcp", "127.0.0.1", 7000)
 

@@ -1,5 +1,6 @@
 """The runtime's listener services, driven by a memory reactor (no sockets)."""
 
+from runtime_helpers import Transport, UdpReactor, lb_rule, make_document, make_rule
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
@@ -8,7 +9,6 @@ from l4plan.runtime.metrics import Metrics
 from l4plan.runtime.origins import HostCache
 from l4plan.runtime.routes import ListenerKey, compile_document
 from l4plan.runtime.serve import Runtime, Settings, SignalHandler
-from runtime_helpers import Transport, UdpReactor, lb_rule, make_document, make_rule
 
 SETTINGS = Settings(drain_timeout=10, splice=False)  # in-memory transports
 POOL = {

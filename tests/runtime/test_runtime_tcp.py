@@ -2,6 +2,7 @@
 
 import errno
 
+from runtime_helpers import Transport
 from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -15,7 +16,6 @@ from l4plan.runtime.metrics import RuleCounters
 from l4plan.runtime.origins import FixedOrigin, HostCache, LoadBalancer
 from l4plan.runtime.routes import Route, Rule
 from l4plan.runtime.tcp import RelayFactory
-from runtime_helpers import Transport
 
 CLIENT = IPv4Address("TCP", "198.51.100.1", 40000)
 EDGE = IPv4Address("TCP", "127.0.0.1", 7000)

@@ -1,5 +1,6 @@
 """The UDP relay's protocols, driven in memory (no sockets)."""
 
+from runtime_helpers import DatagramTransport, UdpReactor
 from twisted.internet import defer, udp
 from twisted.internet.error import DNSLookupError
 
@@ -9,7 +10,6 @@ from l4plan.runtime.metrics import RuleCounters
 from l4plan.runtime.origins import FixedOrigin, Lease
 from l4plan.runtime.routes import Route, Rule
 from l4plan.runtime.udp import PENDING_LIMIT, UdpRelay
-from runtime_helpers import DatagramTransport, UdpReactor
 
 CLIENT = ("198.51.100.1", 40000)
 

@@ -12,9 +12,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from runtime_helpers import connect, free_ports, make_document, make_rule, recv_line
+from test_runtime_reconcile import Reactor
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
-
 from twisted.web.resource import getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
@@ -24,8 +25,6 @@ from l4plan.runtime import admin
 from l4plan.runtime.reconcile import LiveConfig, ReconcileError
 from l4plan.runtime.serve import Runtime, Settings, _bound_socket
 from l4plan.runtime.workers import ParentWatch, WorkerError, Workers, merge_status
-from runtime_helpers import connect, free_ports, make_document, make_rule, recv_line
-from test_runtime_reconcile import Reactor
 
 # --- in memory ---------------------------------------------------------------
 
@@ -291,7 +290,8 @@ def test_workers_share_connections_and_every_change_then_stop(
     assert sum(w["opened"] for w in workers) == 60
     metrics = client.request("GET", "/metrics").body["text"]
     assert f'l4plan_rule_opened_total{{rule="app/tcp/{edge}",' in metrics
-    assert [l for l in metrics.splitlines() if l.startswith("l4plan_rule_opened")][0].endswith(" 60")
+    opened = [line for line in metrics.splitlines() if line.startswith("l4plan_rule_opened")]
+    assert opened[0].endswith(" 60")
 
     answer = put(client, tcp_document(edge, new))
     assert answer.status == 200
