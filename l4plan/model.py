@@ -170,11 +170,14 @@ class Settings:
     attributes: dict = field(default_factory=dict, hash=False)
 
 
+#: The directory, beside the configuration, of what the embedded default makes:
+#: the local runtime's socket, token, data, pid file and log.
+DATA_DIR = ".l4plan"
 DEFAULT_PROVIDER = Settings(
     "runtime",
     {
-        "admin": "unix:.l4plan/runtime.sock",
-        "token_file": ".l4plan/admin.token",
+        "admin": f"unix:{DATA_DIR}/runtime.sock",
+        "token_file": f"{DATA_DIR}/admin.token",
         "autostart": True,
     },
 )

@@ -6,7 +6,6 @@ schema → rules → model) and raises ConfigError when anything is wrong.
 """
 
 import ipaddress
-import re
 from functools import lru_cache
 
 from l4plan.config.loader import load_directory
@@ -26,6 +25,7 @@ from l4plan.model import (
     Settings,
     Site,
 )
+from l4plan.names import HOST_NAME_RE
 from l4plan.ports import (
     PORT_FORMS,
     PortError,
@@ -35,8 +35,6 @@ from l4plan.ports import (
 )
 from l4plan.schema import check_structure
 
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 _OTHER_SERVICES = {
     "layer7_domains": "Layer 7 (HTTP) service",
     "load_balancing_domains": "load balancing service",
@@ -64,7 +62,7 @@ def validate_document(document):
 
 def is_host_name(text):
     """A DNS host name; all-digit labels (``10.0.0``) are a mistyped address."""
-    return isinstance(text, str) and bool(_HOST_NAME.match(text.lower())) and not looks_numeric(text)
+    return isinstance(text, str) and bool(HOST_NAME_RE.fullmatch(text.lower())) and not looks_numeric(text)
 
 
 def looks_numeric(text):

@@ -25,10 +25,10 @@ from l4plan.admin_client import (
     Unreachable,
     parse_endpoint,
 )
+from l4plan.model import DATA_DIR
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
 from l4plan.providers.runtime_document import build_document, read_document
 
-DATA_DIR = ".l4plan"
 START_TIMEOUT = 15.0
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from l4plan import model
 from l4plan.cli.options import print_diagnostics
 
 
@@ -35,7 +36,7 @@ def runtime():
 @runtime.command()
 @click.option(
     "--data-dir",
-    default=".l4plan",
+    default=model.DATA_DIR,
     show_default=True,
     type=click.Path(file_okay=False),
     help="Directory holding applied.json, the document served at start and "
@@ -207,8 +208,8 @@ def _read_token(path):
 
 # --- status and stop ---------------------------------------------------------
 
-DATA_DIR = Path(".l4plan")
-ADMIN_DEFAULTS = {"admin": f"unix:{DATA_DIR}/runtime.sock", "token_file": f"{DATA_DIR}/admin.token"}
+DATA_DIR = Path(model.DATA_DIR)
+ADMIN_DEFAULTS = {k: model.DEFAULT_PROVIDER.attributes[k] for k in ("admin", "token_file")}
 
 
 def _admin_client():

@@ -11,12 +11,13 @@ import json
 import os
 import uuid
 from dataclasses import replace
-from importlib import resources
 
 import jsonschema
 
 from l4plan import __version__
 from l4plan.files import backup_path, remove_temporaries, write_atomically
+from l4plan.model import DEFAULT_BACKEND
+from l4plan.schema import load_schema
 from l4plan.state.errors import (
     CorruptState,
     NewerStateFormat,
@@ -26,16 +27,13 @@ from l4plan.state.errors import (
 from l4plan.state.locking import lock
 from l4plan.state.model import FORMAT_VERSION, State
 
-DEFAULT_PATH = "l4plan.state.json"
+DEFAULT_PATH = DEFAULT_BACKEND.attributes["path"]
 MAX_REPORTED_ERRORS = 5
 
 
 @functools.cache
 def _validator():
-    text = resources.files("l4plan.schemas").joinpath("state.schema.json").read_text()
-    schema = json.loads(text)
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema.Draft202012Validator(load_schema("state"))
 
 
 def _corrupt(path, what):

@@ -6,27 +6,22 @@ so a caller cannot bump the serial without a change of content.
 """
 
 import json
-import re
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from l4plan import __version__
+from l4plan.names import BLOCK_NAME, BLOCK_NAME_RE, HOST_NAME_RE
 from l4plan.state.errors import InvalidAddress, ResourceExists, ResourceNotFound
 
 FORMAT_VERSION = 1
 
-# Kept in step with schemas/state.schema.json ($defs/address); a test checks.
-_BLOCK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
-_HOST_NAME = re.compile(
-    r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-    r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
-)
+# schemas/state.schema.json ($defs/address) repeats these; a test checks.
 NAME_PATTERNS = {
-    "application": _BLOCK_NAME,
-    "ip_access_rule": _BLOCK_NAME,
-    "load_balancer": _BLOCK_NAME,
-    "site": _HOST_NAME,
+    "application": BLOCK_NAME_RE,
+    "ip_access_rule": BLOCK_NAME_RE,
+    "load_balancer": BLOCK_NAME_RE,
+    "site": HOST_NAME_RE,
 }
 
 
@@ -39,7 +34,7 @@ def parse_address(address):
             f"{', '.join(sorted(NAME_PATTERNS))} (e.g. application.game)"
         )
     if not NAME_PATTERNS[kind].fullmatch(name):
-        what = "a host name" if kind == "site" else "^[a-z][a-z0-9_-]{0,62}$"
+        what = "a host name" if kind == "site" else f"^{BLOCK_NAME}$"
         raise InvalidAddress(
             f"invalid address {address!r}: the name {name!r} must match {what}"
         )
