@@ -261,7 +261,7 @@ class _Config(Resource):
     def __init__(self, live, workers):
         super().__init__()
         self._live = live
-        self._change = live.apply if workers is None else workers.apply
+        self._change = live.apply_sliced if workers is None else workers.apply
         self._changing = False
 
     def render_GET(self, request):

@@ -22,12 +22,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
 
 from l4plan.runtime import document as runtime_document
 from l4plan.runtime.routes import ListenerKey, compile_document
 
 GENERATION_FILE = "generation.json"
+BIND_SLICE = 500  # new listeners bound per reactor turn by a PUT
 
 
 class ReconcileError(Exception):
@@ -191,7 +193,37 @@ class LiveConfig:
         L{ReconcileError} when a listener cannot be bound or the document
         cannot be saved; in both cases nothing changed.
         """
-        runtime_document.validate(document, "document", checked=self.document)
+        plan = self._prepare(document)
+        return self._commit(document, plan, self._bind(plan[2].added(), plan[2].routes))
+
+    def apply_sliced(self, document, size=BIND_SLICE):
+        """L{apply} for the admin API: a Deferred of the L{Changes}. New
+        listeners are bound C{size} at a time with the reactor running between
+        slices, so 10,000 new ports in one PUT do not stall the traffic of the
+        others; until the last one is bound nothing changes."""
+        checked = self._validate_aside(document)
+        planned = checked.addCallback(lambda _: self._prepare(document, validated=True))
+        return planned.addCallback(self._bind_and_commit, document, size)
+
+    def _bind_and_commit(self, plan, document, size):
+        bound = self._bind_sliced(list(plan[2].added()), plan[2].routes, size)
+        return bound.addCallback(lambda new: self._commit(document, plan, new))
+
+    def _validate_aside(self, document):
+        """Check C{document} in a thread of the reactor's pool when it has one:
+        the schema check of 10,000 ports takes a third of a second, which the
+        relays should not wait for. It reads only documents nothing changes."""
+        reactor = self.runtime.reactor
+        validate = runtime_document.validate
+        if not hasattr(reactor, "getThreadPool"):  # a memory reactor (tests)
+            return defer.maybeDeferred(validate, document, "document", self.document)
+        pool = reactor.getThreadPool()
+        return threads.deferToThreadPool(reactor, pool, validate, document, "document", self.document)
+
+    def _prepare(self, document, validated=False):
+        """Check and compile C{document}: C{(compiled, signatures after, diff)}."""
+        if not validated:
+            runtime_document.validate(document, "document", checked=self.document)
         runtime, settings = self.runtime, self.runtime.settings
         try:
             compiled = compile_document(
@@ -206,8 +238,11 @@ class LiveConfig:
             raise runtime_document.DocumentError("document", [str(error)]) from error
         names = _recompiled(self._compiled, compiled)
         after = self._signatures_after(document, names)
-        diff = self._diff(compiled, names, after)
-        new = self._bind(diff.added(), diff.routes)
+        return compiled, after, self._diff(compiled, names, after)
+
+    def _commit(self, document, plan, new):
+        """Save C{document}, then switch to it with the listeners C{new} bound for it."""
+        compiled, after, diff = plan
         try:
             save(self.data_dir, document, self.generation + 1)
         except OSError as exc:
@@ -217,6 +252,24 @@ class LiveConfig:
         self.document, self.generation = document, self.generation + 1
         self._compiled, self._signatures = compiled, after
         return changes
+
+    def _bind_sliced(self, keys, routes, size):
+        """A Deferred of the listeners bound for C{keys}, C{size} per reactor turn;
+        at the first slice that fails, all bound so far are closed (a ReconcileError)."""
+        done, bound = defer.Deferred(), []
+
+        def step(start):
+            try:
+                bound.extend(self._bind(keys[start : start + size], routes))
+            except ReconcileError:
+                _close(bound)
+                return done.errback()
+            if start + size >= len(keys):
+                return done.callback(bound)
+            self.runtime.reactor.callLater(0, step, start + size)
+
+        step(0)
+        return done
 
     def _signatures_after(self, document, names):
         """The signatures by application once C{document} is served, redone for C{names}."""

@@ -230,7 +230,7 @@ class Workers(Service):
     @defer.inlineCallbacks
     def _apply(self, document):
         previous = self._live.document
-        changes = self._live.apply(document)
+        changes = yield self._live.apply_sliced(document)
         failed = yield self._sync(self._serving(), document)
         if failed:
             yield self._roll_back(previous)

@@ -482,3 +482,34 @@ def test_partial_compile_serves_what_a_whole_compile_would(live):
         assert [(lb.backends[0].address, port) for lb, port in live.runtime._health_checks] == [
             (lb.backends[0].address, port) for lb, port in whole.health_checks
         ]
+
+
+def test_a_sliced_apply_binds_a_slice_per_reactor_turn(live):
+    """The admin's apply binds new listeners a slice at a time, the reactor running
+    in between, and changes what is served only once the last slice is bound."""
+    live.apply(doc(tcp(7000, 17000)))
+    results = []
+    live.apply_sliced(
+        doc(tcp(7000, 17500), tcp(7001, 17001), tcp(7002, 17002), tcp(7003, 17003)), size=2
+    ).addBoth(results.append)
+    reactor = live.runtime.reactor
+    assert results == [] and list(live.runtime.listeners()) == [TCP_7000]
+    assert [p.port for p in reactor.tcp_ports] == [7000, 7001, 7002]  # the first slice only
+    assert live.runtime.listeners()[TCP_7000].factory.route.origin_ports == (17000,)
+    reactor.advance(0)
+    assert results[0].to_dict()["added"] == ["tcp 127.0.0.1:7001", "tcp 127.0.0.1:7002", "tcp 127.0.0.1:7003"]
+    assert live.generation == 2
+
+
+def test_a_sliced_apply_failing_in_a_later_slice_changes_nothing(live, tmp_path):
+    """A port taken in the second slice closes what the first one bound; nothing moves."""
+    live.apply(doc(tcp(7000, 17000)))
+    failed = []
+    live.apply_sliced(doc(tcp(7007, 1), tcp(7008, 2), tcp(7009, 3)), size=2).addErrback(failed.append)
+    live.runtime.reactor.advance(0)
+    [failure] = failed
+    assert failure.check(ReconcileError)
+    assert failure.value.failed == ["tcp 127.0.0.1:7009: [Errno 98] Address already in use"]
+    assert list(live.runtime.listeners()) == [TCP_7000]
+    assert [(p.port, p.listening) for p in live.runtime.reactor.tcp_ports] == [(7000, True), (7007, False), (7008, False)]
+    assert live.generation == 1 and load_generation(tmp_path) == 1

@@ -39,6 +39,9 @@ class FakeLive:
         self.document, self.generation = document, self.generation + 1
         return f"changes to {document}"
 
+    def apply_sliced(self, document):
+        return defer.maybeDeferred(self.apply, document)
+
 
 class FakeClient:
     """A child's admin API: GET and PUT of /v1/config; a PUT fails when told."""
