@@ -21,9 +21,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IReactorThreads
 
 from l4plan.runtime import document as runtime_document
 from l4plan.runtime.routes import ListenerKey, compile_document
@@ -163,6 +165,14 @@ def load_generation(data_dir):
     return generation
 
 
+class _Plan(NamedTuple):
+    """A document ready to be served: its routes, signatures and listener diff."""
+
+    compiled: object
+    after: dict
+    diff: "_Diff"
+
+
 class LiveConfig:
     """The document a running L{Runtime} serves, its generation, and changes to it."""
 
@@ -193,8 +203,9 @@ class LiveConfig:
         L{ReconcileError} when a listener cannot be bound or the document
         cannot be saved; in both cases nothing changed.
         """
+        runtime_document.validate(document, "document", checked=self.document)
         plan = self._prepare(document)
-        return self._commit(document, plan, self._bind(plan[2].added(), plan[2].routes))
+        return self._commit(document, plan, self._bind(plan.diff.added(), plan.diff.routes))
 
     def apply_sliced(self, document, size=BIND_SLICE):
         """L{apply} for the admin API: a Deferred of the L{Changes}. New
@@ -202,11 +213,11 @@ class LiveConfig:
         slices, so 10,000 new ports in one PUT do not stall the traffic of the
         others; until the last one is bound nothing changes."""
         checked = self._validate_aside(document)
-        planned = checked.addCallback(lambda _: self._prepare(document, validated=True))
+        planned = checked.addCallback(lambda _: self._prepare(document))
         return planned.addCallback(self._bind_and_commit, document, size)
 
     def _bind_and_commit(self, plan, document, size):
-        bound = self._bind_sliced(list(plan[2].added()), plan[2].routes, size)
+        bound = self._bind_sliced(list(plan.diff.added()), plan.diff.routes, size)
         return bound.addCallback(lambda new: self._commit(document, plan, new))
 
     def _validate_aside(self, document):
@@ -215,15 +226,13 @@ class LiveConfig:
         relays should not wait for. It reads only documents nothing changes."""
         reactor = self.runtime.reactor
         validate = runtime_document.validate
-        if not hasattr(reactor, "getThreadPool"):  # a memory reactor (tests)
+        if not IReactorThreads.providedBy(reactor):  # a reactor without threads runs it here
             return defer.maybeDeferred(validate, document, "document", self.document)
         pool = reactor.getThreadPool()
         return threads.deferToThreadPool(reactor, pool, validate, document, "document", self.document)
 
-    def _prepare(self, document, validated=False):
-        """Check and compile C{document}: C{(compiled, signatures after, diff)}."""
-        if not validated:
-            runtime_document.validate(document, "document", checked=self.document)
+    def _prepare(self, document):
+        """The L{_Plan} of C{document}, which passed the schema: compiled, signed, diffed."""
         runtime, settings = self.runtime, self.runtime.settings
         try:
             compiled = compile_document(
@@ -238,11 +247,11 @@ class LiveConfig:
             raise runtime_document.DocumentError("document", [str(error)]) from error
         names = _recompiled(self._compiled, compiled)
         after = self._signatures_after(document, names)
-        return compiled, after, self._diff(compiled, names, after)
+        return _Plan(compiled, after, self._diff(compiled, names, after))
 
     def _commit(self, document, plan, new):
         """Save C{document}, then switch to it with the listeners C{new} bound for it."""
-        compiled, after, diff = plan
+        compiled, after, diff = plan.compiled, plan.after, plan.diff
         try:
             save(self.data_dir, document, self.generation + 1)
         except OSError as exc:
