@@ -40,6 +40,17 @@ def write_atomically(path, data, keep_backup=False):
     _fsync_directory(directory)
 
 
+def unique_keys(pairs):
+    """A C{json} C{object_pairs_hook}: the object, or ValueError naming a key
+    given twice (C{json.loads} alone keeps the last one silently)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"the key {twice!r} appears twice in one object")
+    return result
+
+
 def remove_temporaries(path):
     """Remove the temporary files ``write_atomically`` makes for ``path`` (and
     its backup); only for a caller that knows no other writer is at work."""

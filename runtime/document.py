@@ -35,7 +35,7 @@ def parse_json(text):
         raise ValueError("nested too deeply") from None
 
 
-def _unique_keys(pairs):
+def _unique_keys(pairs):  # l4plan.files.unique_keys on the engine side of the HTTP boundary
     result = dict(pairs)
     if len(result) != len(pairs):
         seen = set()

@@ -13,6 +13,7 @@ from json.decoder import scanstring
 
 from l4plan.config.document import REPEATED_BLOCKS, Document
 from l4plan.diagnostics import ConfigError, Diagnostic
+from l4plan.files import unique_keys
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
@@ -115,7 +116,7 @@ def load_json(text, filename):
     when a position is needed, or to explain a syntax error.
     """
     try:
-        data = json.loads(text, object_pairs_hook=_unique_members)
+        data = json.loads(text, object_pairs_hook=unique_keys)
     except RecursionError:
         detail = "A configuration nests a few levels; this file nests beyond what can be read."
         raise ConfigError([Diagnostic("invalid JSON: nested too deeply", detail, filename, 1, 1)]) from None
@@ -127,13 +128,6 @@ def load_json(text, filename):
     wrapped = []
     data = _as_lists(data, (), wrapped)
     return Document(data, sources=[lambda: _shift_positions(_read_positions(text, filename), wrapped)])
-
-
-def _unique_members(pairs):
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member")
-    return result
 
 
 def _read_positions(text, filename):

@@ -15,7 +15,7 @@ from dataclasses import replace
 import jsonschema
 
 from l4plan import __version__
-from l4plan.files import backup_path, remove_temporaries, write_atomically
+from l4plan.files import backup_path, remove_temporaries, unique_keys, write_atomically
 from l4plan.model import DEFAULT_BACKEND
 from l4plan.schema import load_schema
 from l4plan.state.errors import (
@@ -70,7 +70,7 @@ def _parse(path, raw):
     if not text.strip():
         raise _corrupt(path, "the file is empty")
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        return json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as error:
         where = f"line {error.lineno}, column {error.colno}"
         raise _corrupt(path, f"bad JSON at {where}: {error.msg}") from None
@@ -78,15 +78,6 @@ def _parse(path, raw):
         raise _corrupt(path, "bad JSON: nested too deeply") from None
     except ValueError as error:
         raise _corrupt(path, f"bad JSON: {error}") from None
-
-
-def _unique_keys(pairs):
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise ValueError(f"the key {twice!r} appears twice in one object")
-    return result
 
 
 def _check_format(path, document):
