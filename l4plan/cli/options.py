@@ -1,6 +1,7 @@
 """Options and helpers shared by several commands."""
 
 import os
+import sys
 
 import click
 
@@ -43,8 +44,13 @@ def print_diagnostics(diagnostics):
         click.echo(click.style(head, fg=colour, bold=True) + ":" + rest, err=True)
 
 
-def ask_yes(question, what):
-    """Ask on the terminal, Terraform's way; True only for the answer ``yes``."""
+def ask_yes(question, what, no_terminal):
+    """Ask on the terminal, Terraform's way; True only for the answer ``yes``.
+
+    With no terminal to ask on, refuse with ``no_terminal``: an approval is
+    never assumed."""
+    if not sys.stdin.isatty():
+        raise click.ClickException(no_terminal)
     click.echo(
         f"\n{question}\n  l4plan will {what}.\n  Only 'yes' will be accepted to approve.\n"
     )

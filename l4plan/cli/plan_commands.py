@@ -254,10 +254,8 @@ def _reviewer(auto_approve, options):
         _echo_plan(proposal.plan)
         if not proposal.pending or auto_approve:
             return True
-        if not sys.stdin.isatty():
-            raise engine.EngineError(NO_TERMINAL)
         targeted = options.destroy and options.targets
-        return ask_yes(*QUESTIONS["destroy-targeted" if targeted else options.mode])
+        return ask_yes(*QUESTIONS["destroy-targeted" if targeted else options.mode], NO_TERMINAL)
 
     return review
 

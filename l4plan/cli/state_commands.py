@@ -6,7 +6,6 @@ takes ``--lock-timeout``.
 """
 
 import json
-import sys
 from contextlib import contextmanager
 
 import click
@@ -151,16 +150,13 @@ def force_unlock(lock_id, state_path, force):
 
 def _confirm_unlock(holder):
     """Terraform's question: a lock may belong to a process still at work."""
-    if not sys.stdin.isatty():
-        raise click.ClickException(
-            f"Refusing to force-unlock without confirmation: the lock is "
-            f"{holder.describe()}, and there is no terminal to ask on. Make sure "
-            f"that process is gone, then run again with --force."
-        )
     if not ask_yes(
         "Do you really want to force-unlock?",
         f"remove the lock {holder.describe()}; if that process is still at "
         f"work, two writers may then change the state at once",
+        f"Refusing to force-unlock without confirmation: the lock is "
+        f"{holder.describe()}, and there is no terminal to ask on. Make sure "
+        f"that process is gone, then run again with --force.",
     ):
         raise click.ClickException("force-unlock cancelled; the lock is kept.")
 
