@@ -300,7 +300,8 @@ def with_open_connections(plan, counts):
     """
     if not counts:
         return plan
-    served = _served_after(plan)
+    removing = any(r.action is Action.DELETE for c in plan.changes for r in c.rule_changes)
+    served = _served_after(plan) if removing else {}  # every rule's ports: only when needed
 
     def counted(change):
         name = (change.before or {}).get("name") or change.address.partition(".")[2]

@@ -83,7 +83,8 @@ def _unclosed(text, filename):
         if char == "\n":
             line, line_start = line + 1, index + 1
         elif char == "#" or text.startswith("//", index):
-            index = text.find("\n", index) - 1 if "\n" in text[index:] else len(text)
+            end = text.find("\n", index)  # the newline itself is counted next turn
+            index = (end if end >= 0 else len(text)) - 1
         elif text.startswith("/*", index):
             end = text.find("*/", index + 2)
             line += text.count("\n", index, end if end >= 0 else len(text))

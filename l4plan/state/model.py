@@ -118,7 +118,7 @@ class State:
     l4plan_version: str = __version__
     format_version: int = FORMAT_VERSION
     unmanaged: tuple[str, ...] = ()
-    pending: Mapping | None = field(default=None, compare=True)
+    pending: Mapping | None = None
 
     def __post_init__(self):
         for address, resource in self.resources.items():
