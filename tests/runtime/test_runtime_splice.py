@@ -7,9 +7,12 @@ through the kernel for real.
 """
 
 import errno
+import fcntl
 import gc
 import socket
 import struct
+import termios
+import time
 import weakref
 
 import pytest
@@ -118,11 +121,28 @@ def test_idle_relay_reads_both_sockets_and_holds_no_pipe(relayed):
     assert not relayed.pool._free  # a small message is copied: no pipe taken
 
 
+def queued(sock, size):
+    """Wait (bounded) until C{size} bytes wait in C{sock}'s receive queue, so a
+    read sees them all: loopback delivers in segments, not at once."""
+    for _ in range(500):
+        if struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0" * 4))[0] >= size:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{size} bytes never arrived")
+
+
 def test_a_stream_is_spliced_then_messages_are_copied_again(relayed):
-    """A read that fills the copy buffer switches to splicing; a small splice
-    with the pipe empty switches back. The bytes stay in order throughout."""
+    """A read that fills the copy buffer switches to splicing; a large splice
+    keeps it; a small splice with the pipe empty switches back. The bytes stay
+    in order throughout."""
     up = relayed.relay._directions[0]
-    relayed.client_app.sendall(b"a" * (4 * splice.COPY_SIZE))
+    relayed.client_app.sendall(b"a" * splice.COPY_SIZE)
+    queued(relayed.client_sock, splice.COPY_SIZE)
+    relayed.client_end.doRead()
+    assert not up.copying  # the read filled the buffer: a stream
+    assert recv_exactly(relayed.origin_app, splice.COPY_SIZE) == b"a" * splice.COPY_SIZE
+    relayed.client_app.sendall(b"b" * (2 * splice.SMALL))
+    queued(relayed.client_sock, 2 * splice.SMALL)
     received = b""
     for _ in range(1000):  # bounded
         if relayed.client_end.reading:
@@ -130,16 +150,17 @@ def test_a_stream_is_spliced_then_messages_are_copied_again(relayed):
         if relayed.origin_end.writing:
             relayed.origin_end.doWrite()
         received += relayed.origin_app.recv(1 << 20)
-        if len(received) == 4 * splice.COPY_SIZE:
+        if len(received) == 2 * splice.SMALL:
             break
-    assert received == b"a" * (4 * splice.COPY_SIZE)
-    assert not up.copying  # a stream: spliced
+    assert received == b"b" * (2 * splice.SMALL)
+    assert not up.copying  # a large splice: still a stream
     assert len(relayed.pool._free) == 1  # the pipe was lent, and given back
     relayed.client_app.sendall(b"small")
+    queued(relayed.client_sock, 5)
     relayed.client_end.doRead()
     assert recv_exactly(relayed.origin_app, 5) == b"small"
     assert up.copying  # messages again
-    assert relayed.counted["in"] == 4 * splice.COPY_SIZE + 5
+    assert relayed.counted["in"] == splice.COPY_SIZE + 2 * splice.SMALL + 5
 
 
 def _stream_through(parts, size):
