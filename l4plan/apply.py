@@ -13,20 +13,18 @@ from pathlib import Path
 
 from l4plan.config.loader import config_files, load_directory
 from l4plan.diff import diff, drift, refreshed_state
+from l4plan.model import DEFAULT_BACKEND, Settings
 from l4plan.plan import Action, Plan, PlanError, PreventDestroyError, kind_of
 from l4plan.planfile import PlanFileError, check_fresh, config_digest
 from l4plan.ports import parse_port_spec, spec_of
 from l4plan.provider_registry import get_provider
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
 from l4plan.state import (
-    DEFAULT_PATH,
     Resource,
     State,
     StateError,
-    lock,
+    open_backend,
     parse_address,
-    read_state,
-    write_state,
 )
 from l4plan.validate import load_config
 
@@ -66,11 +64,11 @@ class PlanOptions:
 
 @dataclass(frozen=True)
 class Workspace:
-    """A validated configuration with the provider and state file it names."""
+    """A validated configuration with the provider and state backend it names."""
 
     config: object
     provider: Provider
-    state_path: Path
+    backend: object
 
 
 @dataclass(frozen=True)
@@ -112,28 +110,23 @@ def open_workspace(directory, inputs):
     """Load the configuration in ``directory`` and find its provider and state."""
     config = load_config(directory, inputs)
     return Workspace(
-        config, provider_for(config, directory), state_path_of(config, directory)
+        config, provider_for(config, directory), open_backend(config.backend, directory)
     )
 
 
-def state_path_of(config, directory):
-    """The state file of the configuration's backend (only ``local`` exists)."""
-    if config.backend.kind != "local":
-        raise EngineError(
-            f'backend "{config.backend.kind}" is not supported; use backend "local"'
-        )
-    return Path(directory, config.backend.attributes["path"])
-
-
-def state_path_in(directory):
-    """The state file of ``directory`` without resolving variables (for show).
-
-    Only the backend block is read; no configuration means the default path.
+def backend_in(directory):
+    """The state backend of ``directory`` without resolving variables (for
+    show and the state commands), as Terraform's backend blocks take no
+    variables either. Only the backend block is read; no configuration
+    means the default local state file.
     """
     if not config_files(directory):
-        return Path(directory, DEFAULT_PATH)
+        return open_backend(DEFAULT_BACKEND, directory)
     blocks = load_directory(directory).data.get("backend") or {}
-    return Path(directory, (blocks.get("local") or {}).get("path", DEFAULT_PATH))
+    if not blocks:
+        return open_backend(DEFAULT_BACKEND, directory)
+    kind, attributes = next(iter(blocks.items()))
+    return open_backend(Settings(kind, dict(attributes or {})), directory)
 
 
 def provider_for(config, directory):
@@ -356,8 +349,8 @@ def located(error, config):
 
 def plan(workspace, options):
     """Plan under the state lock, as Terraform does, and change nothing."""
-    with lock(workspace.state_path, "plan", options.lock_timeout):
-        return make_plan(workspace, read_state(workspace.state_path), options)
+    with workspace.backend.lock("plan", options.lock_timeout):
+        return make_plan(workspace, workspace.backend.read().state, options)
 
 
 # --- applying ----------------------------------------------------------------
@@ -372,20 +365,20 @@ def recorded_state(state, desired, identities):
     ).settled()
 
 
-def carry_out(workspace, state, proposal):
+def carry_out(workspace, stored, proposal):
     """Have the provider apply the proposal, then record it; returns the new state.
 
     The provider is called only when something changes; drift alone just
     updates the state. A ProviderError leaves the state untouched.
     """
+    backend = workspace.backend
     if not proposal.plan.has_changes:
-        return write_state(
-            workspace.state_path, recorded_state(state, proposal.desired, {})
-        )
-    identities = _provider_apply(workspace, state, proposal)
-    new_state = recorded_state(state, proposal.desired, identities)
+        recorded = recorded_state(stored.state, proposal.desired, {})
+        return backend.write(stored, recorded).state
+    identities = _provider_apply(workspace, stored, proposal)
+    new_state = recorded_state(stored.state, proposal.desired, identities)
     try:
-        return write_state(workspace.state_path, new_state)
+        return backend.write(stored, new_state).state
     except StateError as error:
         raise StateError(
             f"{error}. The provider has applied the plan: run plan again, and "
@@ -393,12 +386,12 @@ def carry_out(workspace, state, proposal):
         ) from error
 
 
-def _provider_apply(workspace, state, proposal):
+def _provider_apply(workspace, stored, proposal):
     provider = workspace.provider
     try:
         return provider.apply(proposal.plan, proposal.desired)
     except OutcomeUnknown as error:
-        write_state(workspace.state_path, state.with_pending(proposal.desired))
+        workspace.backend.write(stored, stored.state.with_pending(proposal.desired))
         raise ApplyOutcomeUnknown(
             f'Apply outcome unknown: provider "{provider.name}": {error}. The state '
             f"still holds what was there before, and remembers this change: run "
@@ -419,21 +412,21 @@ def apply(workspace, options, review):
     returns whether to go ahead; it is where the CLI prints and asks.
     """
     operation = "destroy" if options.destroy else "apply"
-    with lock(workspace.state_path, operation, options.lock_timeout):
-        state = read_state(workspace.state_path)
-        proposal = make_plan(workspace, state, options)
+    with workspace.backend.lock(operation, options.lock_timeout):
+        stored = workspace.backend.read()
+        proposal = make_plan(workspace, stored.state, options)
         if not review(proposal):
             raise ApplyCancelled("Apply cancelled; nothing was changed.")
-        return _finish(workspace, state, proposal)
+        return _finish(workspace, stored, proposal)
 
 
 def apply_saved(workspace, saved, lock_timeout=0.0):
     """Apply a saved plan, only while the state is the one it was made against."""
     check_digest(saved)
-    with lock(workspace.state_path, "apply", lock_timeout):
-        state = read_state(workspace.state_path)
-        check_fresh(saved, state.lineage, state.serial)
-        return _finish(workspace, state, Proposal(saved.plan, saved.desired))
+    with workspace.backend.lock("apply", lock_timeout):
+        stored = workspace.backend.read()
+        check_fresh(saved, stored.state.lineage, stored.state.serial)
+        return _finish(workspace, stored, Proposal(saved.plan, saved.desired))
 
 
 def check_digest(saved):
@@ -445,10 +438,10 @@ def check_digest(saved):
         )
 
 
-def _finish(workspace, state, proposal):
+def _finish(workspace, stored, proposal):
     if not proposal.writes_state:
-        return Outcome(proposal, state, applied=False)
-    return Outcome(proposal, carry_out(workspace, state, proposal), applied=True)
+        return Outcome(proposal, stored.state, applied=False)
+    return Outcome(proposal, carry_out(workspace, stored, proposal), applied=True)
 
 
 # --- import ------------------------------------------------------------------
@@ -460,8 +453,9 @@ def import_resource(workspace, address, remote_id, lock_timeout=0.0):
     The address must be declared in the configuration, as Terraform requires,
     so the next plan compares the adopted application with its block.
     """
-    with lock(workspace.state_path, "import", lock_timeout):
-        state = read_state(workspace.state_path)
+    with workspace.backend.lock("import", lock_timeout):
+        stored = workspace.backend.read()
+        state = stored.state
         block = _import_block(workspace, state, address, remote_id)
         read = workspace.provider.read()
         found = _found(workspace.provider, read, address, remote_id)
@@ -469,7 +463,7 @@ def import_resource(workspace, address, remote_id, lock_timeout=0.0):
         attributes = {**found, **lifecycle}
         resource = Resource.at(address, attributes, {"id": remote_id})
         remote = f"{kind_of(address)}.{remote_id}"
-        return write_state(workspace.state_path, state.adopted(resource, remote))
+        return workspace.backend.write(stored, state.adopted(resource, remote)).state
 
 
 def _import_block(workspace, state, address, remote_id):

@@ -27,7 +27,7 @@ from l4plan.providers.base import ProviderError
 from l4plan.render.json_renderer import JsonRenderer
 from l4plan.render.markdown import MarkdownRenderer
 from l4plan.render.text import TextRenderer
-from l4plan.state import StateError, read_state
+from l4plan.state import StateError
 
 ERRORS = (engine.EngineError, StateError, PlanError, PlanFileError, ProviderError)
 TARGET_WARNING = (
@@ -338,7 +338,7 @@ def show(planfile, as_json):
         if planfile:
             _echo_plan(load_plan(planfile).plan, JsonRenderer() if as_json else None)
             return
-        state = read_state(engine.state_path_in("."))
+        state = engine.backend_in(".").read().state
     if as_json:
         click.echo(json.dumps(state.to_dict(), indent=2, sort_keys=True))
     else:

@@ -1,7 +1,7 @@
-"""State surgery (state list/show/rm/mv) and force-unlock.
+"""State surgery (state list/show/rm/mv/pull/push) and force-unlock.
 
-Thin commands over ``l4plan.state``: every write takes the lock and is atomic
-there. ``DURATION`` and ``lock_timeout_option`` are for any command that
+Thin commands over the configuration's state backend: every write takes the
+lock and is a compare-and-swap there. ``DURATION`` and ``lock_timeout_option`` are for any command that
 takes ``--lock-timeout``.
 """
 
@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import click
 
 from l4plan import state as backend
-from l4plan.apply import state_path_in
+from l4plan.apply import backend_in
 from l4plan.cli.options import ask_yes
 from l4plan.diagnostics import ConfigError
 
@@ -41,29 +41,31 @@ lock_timeout_option = click.option(
 )
 
 
-def _configured_state_path(ctx, param, value):
-    """--state, else the configuration's backend path, else the default."""
+def _backend(ctx, param, value):
+    """--state (a local state file), else the configuration's backend."""
     if value is not None:
-        return value
+        return backend.LocalBackend.at(value)
     try:
-        return str(state_path_in("."))
+        return backend_in(".")
     except ConfigError as error:
         raise click.BadParameter(
             f"the configuration cannot be read ({error.diagnostics[0].summary}); "
-            "give the state file with --state",
+            "give a local state file with --state",
             ctx,
             param,
         ) from None
+    except backend.StateError as error:
+        raise click.ClickException(str(error)) from None
 
 
-state_path_option = click.option(
+state_backend_option = click.option(
     "--state",
-    "state_path",
+    "store",
     type=click.Path(dir_okay=False),
-    callback=_configured_state_path,
+    callback=_backend,
     help=(
-        "The state file of the local backend "
-        f"[default: the backend block's path, else {backend.DEFAULT_PATH}]."
+        "A local state file to use instead of the configuration's backend "
+        f"[default: the backend block, else the local {backend.DEFAULT_PATH}]."
     ),
 )
 
@@ -83,35 +85,33 @@ def state():
 
 
 @state.command("list")
-@state_path_option
-def list_resources(state_path):
+@state_backend_option
+def list_resources(store):
     """List the addresses in the state."""
     with _reported():
-        current = backend.read_state(state_path)
+        current = store.read().state
     for address in current.resources:
         click.echo(address)
 
 
 @state.command("show")
 @click.argument("address", metavar="ADDR")
-@state_path_option
-def show(address, state_path):
+@state_backend_option
+def show(address, store):
     """Show the resource at ADDR as JSON."""
     with _reported():
-        resource = backend.read_state(state_path).resource(address)
+        resource = store.read().state.resource(address)
     click.echo(json.dumps(resource.to_dict(), indent=2))
 
 
 @state.command("rm")
 @click.argument("addresses", metavar="ADDR...", nargs=-1, required=True)
-@state_path_option
+@state_backend_option
 @lock_timeout_option
-def remove(addresses, state_path, lock_timeout):
+def remove(addresses, store, lock_timeout):
     """Forget ADDR: it keeps running, and plans leave it alone until it is imported again."""
     with _reported():
-        backend.update_state(
-            state_path, lambda s: s.without(*addresses), "state rm", lock_timeout
-        )
+        store.update(lambda s: s.without(*addresses), "state rm", lock_timeout)
     for address in addresses:
         click.echo(f"Removed {address}")
 
@@ -119,33 +119,64 @@ def remove(addresses, state_path, lock_timeout):
 @state.command("mv")
 @click.argument("source", metavar="FROM")
 @click.argument("destination", metavar="TO")
-@state_path_option
+@state_backend_option
 @lock_timeout_option
-def move(source, destination, state_path, lock_timeout):
+def move(source, destination, store, lock_timeout):
     """Record the resource at FROM under the address TO (a rename)."""
     with _reported():
-        backend.update_state(
-            state_path,
-            lambda s: s.moved(source, destination),
-            "state mv",
-            lock_timeout,
-        )
+        store.update(lambda s: s.moved(source, destination), "state mv", lock_timeout)
     click.echo(f"Moved {source} to {destination}")
+
+
+@state.command("pull")
+@state_backend_option
+def pull(store):
+    """Print the stored state as JSON (to keep a copy, or to move backends)."""
+    with _reported():
+        current = store.read().state
+    click.echo(backend.encode(current).decode("utf-8"), nl=False)
+
+
+@state.command("push")
+@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the state even if FILE has another lineage or a serial not above the stored one.",
+)
+@state_backend_option
+@lock_timeout_option
+def push(path, force, store, lock_timeout):
+    """Replace the stored state by the state in FILE ("-" for standard input)."""
+    with _reported():
+        pushed = _pushed(path)
+        with store.lock("state push", lock_timeout):
+            written = store.push(store.read(), pushed, force)
+    click.echo(
+        f"Pushed {path} to {store.describe()}: serial {written.state.serial}, "
+        f"{len(written.state.resources)} resources"
+    )
+
+
+def _pushed(path):
+    with click.open_file(path, "rb") as f:
+        raw = f.read()
+    return backend.decode_copy(raw, "standard input" if path == "-" else path)
 
 
 @click.command("force-unlock")
 @click.argument("lock_id", metavar="ID")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
-@state_path_option
-def force_unlock(lock_id, state_path, force):
+@state_backend_option
+def force_unlock(lock_id, store, force):
     """Remove a stale state lock; ID must be the lock's (the lock error shows it)."""
     with _reported():
-        holder = backend.read_lock(state_path)
+        holder = store.read_lock()
     if holder is not None and holder.id == lock_id and not force:
         _confirm_unlock(holder)
     with _reported():
-        removed = backend.force_unlock(state_path, lock_id)
-    click.echo(f"Unlocked {state_path}: removed the lock {removed.describe()}")
+        removed = store.force_unlock(lock_id)
+    click.echo(f"Unlocked {store.describe()}: removed the lock {removed.describe()}")
 
 
 def _confirm_unlock(holder):

@@ -1,13 +1,15 @@
-"""State: the local backend, atomic writes and locking.
+"""State: the value, its backends (local, pg, etcd) and their locks.
 
 The apply engine holds the lock around read, provider apply and write::
 
-    with lock(path, "apply", timeout_seconds):
-        state = read_state(path)
+    with backend.lock("apply", timeout_seconds):
+        stored = backend.read()
         ...
-        write_state(path, state.with_resources(applied))
+        backend.write(stored, stored.state.with_resources(applied))
 """
 
+from l4plan.state.backend import Backend, Stored, open_backend
+from l4plan.state.document import decode_copy, encode
 from l4plan.state.duration import parse_duration
 from l4plan.state.errors import (
     CorruptState,
@@ -22,24 +24,18 @@ from l4plan.state.errors import (
     StateError,
     StateLocked,
 )
-from l4plan.state.local import (
-    DEFAULT_PATH,
-    atomic_write,
-    backup_path,
-    read_state,
-    render,
-    update_state,
-    write_state,
-)
-from l4plan.state.locking import LockInfo, force_unlock, lock, lock_path, read_lock
+from l4plan.state.local import DEFAULT_PATH, LocalBackend
+from l4plan.state.locking import LockInfo, lock_path
 from l4plan.state.model import FORMAT_VERSION, Resource, State, parse_address
 
 __all__ = [
+    "Backend",
+    "CorruptState",
     "DEFAULT_PATH",
     "FORMAT_VERSION",
-    "CorruptState",
     "InvalidAddress",
     "InvalidDuration",
+    "LocalBackend",
     "LockIdMismatch",
     "LockInfo",
     "NewerStateFormat",
@@ -51,16 +47,11 @@ __all__ = [
     "State",
     "StateError",
     "StateLocked",
-    "atomic_write",
-    "backup_path",
-    "force_unlock",
-    "lock",
+    "Stored",
+    "decode_copy",
+    "encode",
     "lock_path",
+    "open_backend",
     "parse_address",
     "parse_duration",
-    "read_lock",
-    "read_state",
-    "render",
-    "update_state",
-    "write_state",
 ]

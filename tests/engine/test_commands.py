@@ -11,7 +11,7 @@ import jsonschema
 from engine_helpers import application
 
 from l4plan.cli.plan_commands import NO_TERMINAL
-from l4plan.state import lock
+from tests.state_files import lock
 
 
 def applied(project, l4plan, *apps):
@@ -419,7 +419,7 @@ def test_state_commands_with_a_broken_configuration(project, l4plan):
     (project.path / "apps.l4.hcl").write_text("application {")
     result = l4plan("state", "list")
     assert result.exit_code == 1
-    assert "give the state file with --state" in result.stderr
+    assert "give a local state file with --state" in result.stderr
     assert l4plan("state", "list", "--state", "x.json").exit_code == 0
 
 

@@ -1,5 +1,8 @@
 """The steps of l4plan.apply, each on its own, with an in-memory provider."""
 
+import errno
+import os
+
 import pytest
 from engine_helpers import SITE, application
 
@@ -8,8 +11,9 @@ from l4plan.config.variables import VariableInputs
 from l4plan.plan import Action, PlanError, TooMuchChange
 from l4plan.planfile import ForeignPlan, PlanFileError, StalePlan, load_plan, save_plan
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
-from l4plan.state import Resource, State, StateError, read_state, write_state
+from l4plan.state import LocalBackend, Resource, State, StateError
 from l4plan.validate import load_config
+from tests.state_files import read_state, write_state
 
 
 class MemoryProvider(Provider):
@@ -43,7 +47,9 @@ def workspace(tmp_path, *apps, provider=None):
     (tmp_path / "apps.l4.hcl").write_text("\n".join(apps))
     config = load_config(tmp_path, VariableInputs())
     return engine.Workspace(
-        config, provider or MemoryProvider(), tmp_path / "l4plan.state.json"
+        config,
+        provider or MemoryProvider(),
+        LocalBackend.at(tmp_path / "l4plan.state.json"),
     )
 
 
@@ -218,13 +224,13 @@ def test_refresh_files_a_moved_object_under_its_new_address():
     assert (current, drifted) == ({"application.b": attrs("a")}, ())
 
 
-def test_state_path_in_reads_only_the_backend_block(tmp_path):
-    """show finds the backend path without resolving variables; default without config."""
-    assert engine.state_path_in(tmp_path) == tmp_path / "l4plan.state.json"
+def test_backend_in_reads_only_the_backend_block(tmp_path):
+    """show finds the backend without resolving variables; default without config."""
+    assert engine.backend_in(tmp_path).path == tmp_path / "l4plan.state.json"
     (tmp_path / "main.l4.hcl").write_text(
         'backend "local" { path = "s/x.json" }\napplication "a" { domain = var.unset }\n'
     )
-    assert engine.state_path_in(tmp_path) == tmp_path / "s/x.json"
+    assert engine.backend_in(tmp_path).path == tmp_path / "s/x.json"
 
 
 # --- planning and applying ---------------------------------------------------
@@ -286,14 +292,14 @@ def test_not_approved_changes_nothing(tmp_path):
         engine.ApplyCancelled, match="^Apply cancelled; nothing was changed.$"
     ):
         engine.apply(ws, engine.PlanOptions(), lambda proposal: False)
-    assert ws.provider.applied == 0 and not ws.state_path.exists()
+    assert ws.provider.applied == 0 and not ws.backend.path.exists()
 
 
 def test_failed_provider_apply_leaves_the_state(tmp_path):
     """A ProviderError becomes ApplyFailed naming the provider; the state file is untouched."""
     ws = workspace(tmp_path, application("game"))
     applied(ws)
-    before = ws.state_path.read_bytes()
+    before = ws.backend.path.read_bytes()
     ws.provider.failure = "port tcp/8000 is in use"
     changed = workspace(tmp_path, application("game", "8000"), provider=ws.provider)
     with pytest.raises(engine.ApplyFailed) as caught:
@@ -301,7 +307,7 @@ def test_failed_provider_apply_leaves_the_state(tmp_path):
     assert str(caught.value) == (
         'Apply failed: provider "memory": port tcp/8000 is in use. The state is unchanged.'
     )
-    assert ws.state_path.read_bytes() == before
+    assert ws.backend.path.read_bytes() == before
 
 
 def test_apply_records_identities_and_no_changes_writes_nothing(tmp_path):
@@ -315,7 +321,7 @@ def test_apply_records_identities_and_no_changes_writes_nothing(tmp_path):
     }
     again = engine.apply(ws, engine.PlanOptions(), lambda proposal: True)
     assert not again.applied and not again.proposal.pending
-    assert ws.provider.applied == 1 and read_state(ws.state_path).serial == 1
+    assert ws.provider.applied == 1 and read_state(ws.backend.path).serial == 1
 
 
 def test_refresh_only_records_drift_without_calling_the_provider(tmp_path):
@@ -368,9 +374,9 @@ def test_plan_for_another_state_is_refused(tmp_path):
         workspace(tmp_path, application("game", "8000"), provider=ws.provider),
         tmp_path / "p",
     )
-    ws.state_path.unlink()
+    ws.backend.path.unlink()
     write_state(
-        ws.state_path, State().with_resources([Resource.at("application.x", {})])
+        ws.backend.path, State().with_resources([Resource.at("application.x", {})])
     )
     with pytest.raises(ForeignPlan, match="^Saved plan was made for another state"):
         engine.apply_saved(ws, saved)
@@ -453,7 +459,7 @@ def test_import_refusals(tmp_path, address, remote_id, message):
     with pytest.raises(engine.EngineError) as caught:
         engine.import_resource(ws, address, remote_id)
     assert str(caught.value) == message
-    assert not ws.state_path.exists()
+    assert not ws.backend.path.exists()
 
 
 def test_import_refuses_what_the_state_already_manages(tmp_path):
@@ -485,14 +491,15 @@ def test_state_write_failure_after_apply_says_what_to_do(tmp_path, monkeypatch):
     """When the state cannot be written after the provider applied, the error says so."""
     ws = workspace(tmp_path, application("game"))
 
-    def unwritable(path, state):
-        raise StateError(f"cannot write {path}: No space left on device")
+    def unwritable(path, data, keep_backup=False):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(engine, "write_state", unwritable)
+    monkeypatch.setattr("l4plan.state.local.write_atomically", unwritable)
     with pytest.raises(StateError) as caught:
         applied(ws)
     assert str(caught.value) == (
-        f"cannot write {ws.state_path}: No space left on device. The provider has "
+        f"cannot write {ws.backend.path}: No space left on device; the previous "
+        "state is unchanged. The provider has "
         "applied the plan: run plan again, and refresh will show what the state "
         "is missing as drift"
     )
@@ -509,7 +516,7 @@ def test_an_apply_of_unknown_outcome_is_recognised_as_ours(tmp_path):
     changed = workspace(tmp_path, application("game", "7001"), provider=ws.provider)
     with pytest.raises(engine.ApplyOutcomeUnknown, match="^Apply outcome unknown: provider \"memory\": "):
         applied(changed)
-    state = read_state(changed.state_path)
+    state = read_state(changed.backend.path)
     assert state.resources == before.resources and state.pending is not None
     ws.provider.unknown = False
     proposal = engine.plan(changed, engine.PlanOptions())

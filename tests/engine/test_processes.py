@@ -8,7 +8,7 @@ import time
 
 from engine_helpers import SUBPROCESS_TIMEOUT, application
 
-from l4plan.state import lock, read_lock, read_state
+from tests.state_files import lock, read_lock, read_state
 
 WAIT_SECONDS = 20
 

@@ -1,9 +1,14 @@
 """Fixtures for the state tests: a state path and always-reaped subprocesses."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+#: Scripts run with ``-c`` import ``tests.state_files`` from the checkout.
+ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @pytest.fixture
@@ -20,6 +25,7 @@ def spawn():
         kwargs.setdefault("stdin", subprocess.PIPE)
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
+        kwargs.setdefault("env", {**os.environ, "PYTHONPATH": ROOT})
         process = subprocess.Popen(
             [sys.executable, "-c", code, *args], text=True, **kwargs
         )

@@ -5,14 +5,16 @@ import random
 import signal
 import time
 
-from l4plan.state import backup_path, read_state
+from l4plan.files import backup_path
+from tests.state_files import read_state
 
 # Writes ever newer states of COUNT resources in a loop. Every resource of a
 # version carries that version's serial, so a reader can tell a complete
 # version from a mix of two.
 WRITER = """
 import sys
-from l4plan.state import Resource, read_state, write_state
+from l4plan.state import Resource
+from tests.state_files import read_state, write_state
 path, count = sys.argv[1], int(sys.argv[2])
 state = read_state(path)
 print("writing", flush=True)

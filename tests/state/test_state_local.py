@@ -8,6 +8,7 @@ from importlib import resources
 
 import pytest
 
+from l4plan.files import backup_path
 from l4plan.state import (
     CorruptState,
     NewerStateFormat,
@@ -15,11 +16,9 @@ from l4plan.state import (
     StaleState,
     State,
     StateError,
-    backup_path,
-    read_state,
-    write_state,
 )
 from l4plan.state.model import NAME_PATTERNS
+from tests.state_files import read_state, write_state
 
 
 def app(name, **attributes):
@@ -135,7 +134,7 @@ def test_stale_serial_is_refused(state_path):
     with pytest.raises(StaleState) as caught:
         write_state(state_path, base.with_resources([app("arena")]))
     assert str(caught.value) == (
-        f"{state_path} changed since it was read (serial 2 on disk, 2 being "
+        f"{state_path} changed since it was read (serial 2 stored, 2 being "
         "written): another l4plan run wrote it, so nothing was written; run the "
         "command again"
     )
@@ -189,7 +188,7 @@ def test_empty_file_is_corrupt(state_path):
         state_path,
         content,
         CorruptState,
-        f"{state_path} is not a valid state file: the file is empty; its backup "
+        f"{state_path} is not a valid state file: it is empty; its backup "
         f"{state_path}.backup does not exist, so repair the file by hand or "
         "restore it from your own copy",
     )
