@@ -60,3 +60,9 @@ def ask_yes(question, what, no_terminal):
         answer = ""
     click.echo()
     return answer == "yes"
+
+
+def closed_after(backend):
+    """``backend``, closed when the command ends (its connections, its lock keepers)."""
+    click.get_current_context().call_on_close(backend.close)
+    return backend

@@ -15,6 +15,7 @@ import click
 from l4plan import apply as engine
 from l4plan.cli.options import (
     ask_yes,
+    closed_after,
     print_diagnostics,
     variable_inputs,
     variable_options,
@@ -120,7 +121,9 @@ def _plan_options(destroy, targets, refresh, refresh_only, force, lock_timeout):
 
 
 def _workspace(var_pairs, var_files):
-    return engine.open_workspace(".", variable_inputs(var_pairs, var_files))
+    workspace = engine.open_workspace(".", variable_inputs(var_pairs, var_files))
+    closed_after(workspace.backend)
+    return workspace
 
 
 # --- plan --------------------------------------------------------------------
@@ -338,7 +341,7 @@ def show(planfile, as_json):
         if planfile:
             _echo_plan(load_plan(planfile).plan, JsonRenderer() if as_json else None)
             return
-        state = engine.backend_in(".").read().state
+        state = closed_after(engine.backend_in(".")).read().state
     if as_json:
         click.echo(json.dumps(state.to_dict(), indent=2, sort_keys=True))
     else:

@@ -12,7 +12,7 @@ import click
 
 from l4plan import state as backend
 from l4plan.apply import backend_in
-from l4plan.cli.options import ask_yes
+from l4plan.cli.options import ask_yes, closed_after
 from l4plan.diagnostics import ConfigError
 
 
@@ -46,7 +46,7 @@ def _backend(ctx, param, value):
     if value is not None:
         return backend.LocalBackend.at(value)
     try:
-        return backend_in(".")
+        return closed_after(backend_in("."))
     except ConfigError as error:
         raise click.BadParameter(
             f"the configuration cannot be read ({error.diagnostics[0].summary}); "

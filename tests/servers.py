@@ -1,0 +1,170 @@
+"""Throwaway PostgreSQL and etcd servers on loopback, for the backend tests.
+
+Each lives in a temporary directory on free ports and is stopped, by pid,
+when its fixture ends. initdb and postgres refuse to run as root, so as root
+the cluster runs as a system user made for it.
+"""
+
+import glob
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+PG_USER = "l4plan-pg"
+PG_PASSWORD = "s3cret-pw"
+START_SECONDS = 30
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_bin(name):
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name)]
+    if not found[-1]:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    return found[-1]
+
+
+class Postgres:
+    """A PostgreSQL cluster of our own: ``url`` reaches it as the superuser."""
+
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="l4plan-pg-")
+        os.chmod(self.root, 0o755)
+        self.data = os.path.join(self.root, "data")
+        self.port = free_port()
+        self.run_as = []
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam(PG_USER)
+            except KeyError:
+                subprocess.run(["useradd", "--system", "--no-create-home", PG_USER], check=True)
+            shutil.chown(self.root, PG_USER)
+            self.run_as = ["runuser", "-u", PG_USER, "--"]
+        password_file = os.path.join(self.root, "pw")
+        with open(password_file, "w") as f:
+            f.write(PG_PASSWORD)
+        if self.run_as:
+            shutil.chown(password_file, PG_USER)
+        self._run(
+            _pg_bin("initdb"), "-D", self.data, "-U", "postgres", "--no-sync",
+            "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={password_file}",
+        )
+        self.start()
+
+    @property
+    def url(self):
+        return f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *command):
+        subprocess.run([*self.run_as, *command], check=True, capture_output=True, timeout=60)
+
+    def _ctl(self, *args):
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(_pg_bin("pg_ctl"), "-D", self.data, "-l", os.path.join(self.root, "log"),
+                  "-o", options, "-w", "-t", str(START_SECONDS), *args)
+
+    def start(self):
+        self._ctl("start")
+
+    def stop(self):
+        self._ctl("stop", "-m", "fast")
+
+    def restart(self):
+        self._ctl("restart", "-m", "fast")
+
+    def close(self):
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Etcd:
+    """An etcd cluster of ``size`` members on 127.0.0.1."""
+
+    def __init__(self, size=1):
+        if not shutil.which("etcd"):
+            pytest.skip("etcd is not installed (apt-get install etcd-server)")
+        self.root = tempfile.mkdtemp(prefix="l4plan-etcd-")
+        self.names = [f"m{i}" for i in range(size)]
+        self.client_ports = {n: free_port() for n in self.names}
+        self.peer_ports = {n: free_port() for n in self.names}
+        self.processes = {}
+        cluster = ",".join(f"{n}=http://127.0.0.1:{self.peer_ports[n]}" for n in self.names)
+        for name in self.names:
+            self._start(name, cluster)
+        for name in self.names:
+            self.wait_ready(name)
+
+    def url(self, name):
+        return f"http://127.0.0.1:{self.client_ports[name]}"
+
+    @property
+    def endpoints(self):
+        return [self.url(n) for n in self.names]
+
+    def _start(self, name, cluster):
+        client, peer = self.url(name), f"http://127.0.0.1:{self.peer_ports[name]}"
+        log = open(os.path.join(self.root, f"{name}.log"), "ab")
+        self.processes[name] = subprocess.Popen(
+            ["etcd", "--name", name, "--data-dir", os.path.join(self.root, name),
+             "--listen-client-urls", client, "--advertise-client-urls", client,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", cluster, "--initial-cluster-token", self.root,
+             "--heartbeat-interval", "50", "--election-timeout", "500"],
+            stdout=log, stderr=log,
+        )
+        log.close()
+
+    def call(self, name, path, body):
+        request = urllib.request.Request(
+            f"{self.url(name)}/v3/{path}", json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return json.loads(answer.read())
+
+    def wait_ready(self, name):
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            try:
+                self.call(name, "kv/range", {"key": "eA=="})
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.processes[name].poll() is not None:
+                    raise RuntimeError(f"etcd {name} did not start; see {self.root}/{name}.log")
+                time.sleep(0.05)
+
+    def leader(self):
+        """The name of the member that leads now."""
+        ids = {}
+        for name in self.names:
+            if self.processes[name].poll() is None:
+                status = self.call(name, "maintenance/status", {})
+                ids[status["header"]["member_id"]] = name
+                leader = status["leader"]
+        return ids[leader]
+
+    def kill(self, name):
+        self.processes[name].send_signal(signal.SIGKILL)
+        self.processes[name].wait(timeout=10)
+
+    def close(self):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
