@@ -1,0 +1,54 @@
+"""plan and apply as real processes on each backend: a SIGKILLed apply's lock
+dies with it, racing applies lose nothing, a restarted database is one clear
+error and then works."""
+
+import os
+import time
+
+from engine_helpers import SUBPROCESS_TIMEOUT, application
+
+ROUNDS = 20
+WAIT_SECONDS = 20
+
+
+def wait_for(path):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def on(backends, project):
+    settings = backends.settings()
+    (project.path / "backend.l4.hcl").write_text(backends.block(settings))
+    return backends.open(settings)
+
+
+def test_a_sigkilled_apply_does_not_leave_the_lock_behind(backends, project, spawn, run):
+    store = on(backends, project)
+    project.write(application("game"))
+    hold = project.path / "hold"
+    killed = spawn("apply", "--auto-approve", env={"L4PLAN_FAKE_HOLD": str(hold)})
+    wait_for(project.path / "hold.applying")
+    assert store.read_lock().operation == "apply"
+    killed.kill()
+    killed.wait(timeout=SUBPROCESS_TIMEOUT)
+    code, out, err = run("apply", "--auto-approve", "--lock-timeout", "10s")
+    assert (code, err) == (0, ""), out
+    assert "application.game" in store.read().state.resources
+    assert store.read_lock() is None
+
+
+def test_racing_applies_raise_the_serial_by_one_per_change(backends, project, spawn):
+    """Each round changes the configuration and starts two applies at once:
+    one applies it, the other then finds nothing to do."""
+    store = on(backends, project)
+    for round_ in range(ROUNDS):
+        project.write(application("game", edge_port=str(7000 + round_)))
+        racers = [spawn("apply", "--auto-approve", "--lock-timeout", "30s") for _ in range(2)]
+        for racer in racers:
+            out, err = racer.communicate(timeout=SUBPROCESS_TIMEOUT)
+            assert racer.returncode == 0, err
+        state = store.read().state
+        assert state.serial == round_ + 1
+        assert state.resources["application.game"].attributes["rules"][0]["edge_port"] == str(7000 + round_)
