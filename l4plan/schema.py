@@ -116,6 +116,11 @@ def _port_message(value):
 def _pattern_message(error):
     if error.absolute_path and error.absolute_path[-1] in ("edge_port", "origin_port"):
         return _port_message(error.instance)
+    if error.absolute_path and error.absolute_path[-1] == "lock_ttl":
+        return (
+            f"{_shown(error.instance)} is not a duration",
+            'Write a number and a unit (ms, s, m or h), e.g. "15s", "1m30s".',
+        )
     return _generic(error)
 
 
