@@ -2,11 +2,13 @@
 backend, nothing written, no password shown; a leader killed mid-write."""
 
 import threading
+import uuid
 
 import pytest
 
+from l4plan import etcd
 from l4plan.model import Settings
-from l4plan.state import Resource, StateError, open_backend
+from l4plan.state import Resource, State, StateError, encode, open_backend
 from tests.servers import PG_PASSWORD, Etcd, free_port
 
 
@@ -164,3 +166,24 @@ def test_etcd_leader_killed_during_applies_leaves_old_or_new_state(tmp_path):
         assert all("backend \"etcd\"" in f for f in failures)
     finally:
         cluster.close()
+
+
+def test_etcd_keeps_a_thousand_applications_of_thirty_rules(etcd_server, tmp_path):
+    """As JSON they pass etcd's 1.5 MiB request limit; stored gzipped they fit."""
+    rules = [{"protocol": "tcp", "edge_port": str(7000 + r), "origin": f"10.0.{r}.7", "origin_port": str(17000 + r)} for r in range(30)]
+    apps = [Resource.at(f"application.a{i}", {"domain": f"a{i}.example.com", "rules": rules}) for i in range(1000)]
+    backend = open_backend(Settings("etcd", {"endpoints": etcd_server.endpoints, "name": "big"}), tmp_path)
+    with backend.lock("apply"):
+        base = backend.read()
+        written = backend.write(base, base.state.with_resources(apps))
+    assert len(encode(written.state)) > 1_572_864
+    assert backend.read().state == written.state
+    backend.close()
+
+
+def test_etcd_reads_a_state_put_as_plain_json(etcd_server, tmp_path):
+    backend = open_backend(Settings("etcd", {"endpoints": etcd_server.endpoints, "name": "plain"}), tmp_path)
+    state = State(lineage=str(uuid.uuid4()), serial=2).with_resource(app("a"))
+    backend.client.txn([], [etcd.put(backend.key, encode(state))])
+    assert backend.read().state == state
+    backend.close()
