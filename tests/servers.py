@@ -1,4 +1,5 @@
-"""Throwaway PostgreSQL and etcd servers on loopback, for the backend tests.
+"""Throwaway PostgreSQL and etcd servers on loopback, for the backend tests
+and benchmarks.
 
 Each lives in a temporary directory on free ports and is stopped, by pid,
 when its fixture ends. initdb and postgres refuse to run as root, so as root
@@ -17,11 +18,13 @@ import tempfile
 import time
 import urllib.request
 
-import pytest
-
 PG_USER = "l4plan-pg"
 PG_PASSWORD = "s3cret-pw"
 START_SECONDS = 30
+
+
+class ServerMissing(RuntimeError):
+    """The server's package is not installed; the message says which to install."""
 
 
 def free_port():
@@ -33,7 +36,7 @@ def free_port():
 def _pg_bin(name):
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name)]
     if not found[-1]:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+        raise ServerMissing("PostgreSQL is not installed (apt-get install postgresql)")
     return found[-1]
 
 
@@ -98,7 +101,7 @@ class Etcd:
 
     def __init__(self, size=1):
         if not shutil.which("etcd"):
-            pytest.skip("etcd is not installed (apt-get install etcd-server)")
+            raise ServerMissing("etcd is not installed (apt-get install etcd-server)")
         self.root = tempfile.mkdtemp(prefix="l4plan-etcd-")
         self.names = [f"m{i}" for i in range(size)]
         self.client_ports = {n: free_port() for n in self.names}

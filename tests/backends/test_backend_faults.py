@@ -9,6 +9,7 @@ import pytest
 from l4plan import etcd
 from l4plan.model import Settings
 from l4plan.state import Resource, State, StateError, encode, open_backend
+from tests.conftest import started
 from tests.servers import PG_PASSWORD, Etcd, free_port
 
 
@@ -112,7 +113,7 @@ def test_etcd_one_member_down_is_not_an_error(etcd_server, tmp_path):
 
 @pytest.fixture(scope="module")
 def etcd_with_auth():
-    server = Etcd()
+    server = started(Etcd)
     name = server.names[0]
     server.call(name, "auth/role/add", {"name": "root"})
     server.call(name, "auth/user/add", {"name": "root", "password": "root-pw"})
@@ -137,7 +138,7 @@ def test_etcd_leader_killed_during_applies_leaves_old_or_new_state(tmp_path):
     """Three members; writers keep applying while the leader is SIGKILLed: each
     write succeeds or fails cleanly, and the state read after is whole and
     holds every write that succeeded."""
-    cluster = Etcd(size=3)
+    cluster = started(Etcd, 3)
     try:
         settings = Settings("etcd", {"endpoints": cluster.endpoints, "name": "leader", "lock_ttl": "2s"})
         done, failures = [], []

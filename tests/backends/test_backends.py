@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+from benchmarks.backend_plan import measure, write_json
+from l4plan.config.variables import VariableInputs
 from l4plan.state import (
     LockIdMismatch,
     NewerStateFormat,
@@ -16,6 +18,7 @@ from l4plan.state import (
     StateLocked,
     encode,
 )
+from l4plan.validate import load_config
 
 ANOTHER, KEPT = str(uuid.uuid4()), str(uuid.uuid4())
 
@@ -202,3 +205,11 @@ def test_a_move_from_local_keeps_the_state_exactly(backends, cli, monkeypatch, t
     assert pushed.exit_code == 0, pushed.stderr
     moved = backends.open(settings).read().state
     assert (moved.lineage, moved.serial, list(moved.resources)) == (KEPT, 4, ["application.a"])
+
+
+def test_the_backend_benchmark_runs_on_every_backend(backends):
+    """benchmarks.backend_plan measures a no-change plan; here on 2 applications, once."""
+
+    write_json(backends.directory, 2, 3)
+    config = load_config(backends.directory, VariableInputs())
+    assert measure(backends.settings(), backends.directory, config, 1) > 0

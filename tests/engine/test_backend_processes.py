@@ -2,7 +2,6 @@
 dies with it, racing applies lose nothing, a restarted database is one clear
 error and then works."""
 
-import os
 import time
 
 from engine_helpers import SUBPROCESS_TIMEOUT, application
