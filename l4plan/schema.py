@@ -22,6 +22,12 @@ def load_schema(name):
     return json.loads(text)
 
 
+def block_defaults(block_type, kind):
+    """The defaults the configuration schema gives a ``block_type "kind"`` block."""
+    block = load_schema("config")["properties"][block_type]["properties"].get(kind, {})
+    return {k: v["default"] for k, v in block.get("properties", {}).items() if "default" in v}
+
+
 def schema_text(name):
     return resources.files("l4plan.schemas").joinpath(f"{name}.schema.json").read_text("utf-8")
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 
 from l4plan import __version__
+from l4plan.schema import block_defaults
 from l4plan.state.document import (
     check_successor,
     corrupt_in,
@@ -42,7 +43,8 @@ class Stored:
 
 
 class Backend:
-    """Where one state and its lock are kept."""
+    """Where one state and its lock are kept; ``settings`` are its block's
+    attributes over the defaults the configuration schema gives them."""
 
     kind = "?"
     #: What messages call the stored state ("state file" for local).
@@ -207,4 +209,4 @@ def open_backend(settings, workdir):
             f'Backend "{entry_point.name}" ({entry_point.value}) failed to load: '
             f"{error}; reinstall the package that provides it"
         ) from error
-    return cls(dict(settings.attributes), workdir)
+    return cls({**block_defaults("backend", settings.kind), **settings.attributes}, workdir)

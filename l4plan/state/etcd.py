@@ -31,11 +31,10 @@ class EtcdBackend(Backend):
 
     def __init__(self, settings, workdir):
         super().__init__(settings, workdir)
-        self.endpoints = list(settings.get("endpoints") or ["http://127.0.0.1:2379"])
-        prefix = settings.get("prefix", "/l4plan/state/")
-        self.key = prefix + settings.get("name", "default")
+        self.endpoints = list(settings["endpoints"])
+        self.key = settings["prefix"] + settings["name"]
         self.lock_key = self.key + ".lock"
-        self.ttl = parse_duration(settings.get("lock_ttl", "15s"))
+        self.ttl = parse_duration(settings["lock_ttl"])
         self.client = etcd.Client(
             self.endpoints,
             settings.get("username"),

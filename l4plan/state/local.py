@@ -27,7 +27,7 @@ class LocalBackend(Backend):
 
     def __init__(self, settings, workdir):
         super().__init__(settings, workdir)
-        self.path = Path(workdir, settings.get("path", DEFAULT_PATH))
+        self.path = Path(workdir, settings["path"])
         self.lock_file = locking.lock_path(self.path)
         self._held = {}
 

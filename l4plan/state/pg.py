@@ -35,10 +35,10 @@ class PgBackend(Backend):
     def __init__(self, settings, workdir):
         super().__init__(settings, workdir)
         self.conn_str = settings.get("conn_str") or os.environ.get("PG_CONN_STR", "")
-        self.schema = settings.get("schema_name", "l4plan")
-        self.name = settings.get("name", "default")
-        self.skip_creation = settings.get("skip_schema_creation", False)
-        self.ttl = parse_duration(settings.get("lock_ttl", "30s"))
+        self.schema = settings["schema_name"]
+        self.name = settings["name"]
+        self.skip_creation = settings["skip_schema_creation"]
+        self.ttl = parse_duration(settings["lock_ttl"])
         self._connection = None
         self._ready = False
         self._keepers = {}

@@ -2,6 +2,7 @@
 dies with it, racing applies lose nothing, a restarted database is one clear
 error and then works."""
 
+import os
 import time
 
 from engine_helpers import SUBPROCESS_TIMEOUT, application
@@ -51,3 +52,23 @@ def test_racing_applies_raise_the_serial_by_one_per_change(backends, project, sp
         state = store.read().state
         assert state.serial == round_ + 1
         assert state.resources["application.game"].attributes["rules"][0]["edge_port"] == str(7000 + round_)
+
+
+def test_a_database_down_between_plan_and_apply_is_one_error_then_apply_works(postgres, project, run):
+    (project.path / "backend.l4.hcl").write_text(
+        f'backend "pg" {{\n  conn_str = "{postgres.url}"\n  name = "down-{os.getpid()}"\n}}\n'
+    )
+    project.write(application("game"))
+    code, out, err = run("plan", "--out", "game.plan")
+    assert (code, err) == (0, "")
+    postgres.stop()
+    try:
+        code, out, err = run("apply", "game.plan")
+        assert code == 1
+        assert err.startswith('Error: backend "pg" (host=127.0.0.1') and "cannot connect" in err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    finally:
+        postgres.start()
+    code, out, err = run("apply", "game.plan")
+    assert (code, err) == (0, ""), out
+    assert "application.game" in project.remote()
