@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from l4plan.cli import main
 from l4plan.model import Settings
 from l4plan.state import open_backend
-from tests.servers import Etcd, Postgres, ServerMissing
+from tests.processes import end_all, started
+from tests.servers import Etcd, Postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -78,14 +79,6 @@ def pytest_runtest_makereport(item, call):
 # --- state backends on real servers ----------------------------------------
 KINDS = ("local", "pg", "etcd")
 _names = itertools.count()
-
-
-def started(server, *args):
-    """A server of ours; a skip (a failure under CI=true) when it is not installed."""
-    try:
-        return server(*args)
-    except ServerMissing as missing:
-        pytest.skip(str(missing))
 
 
 @pytest.fixture(scope="session")
@@ -162,12 +155,7 @@ def script(tmp_path):
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        for pipe in (process.stdin, process.stdout, process.stderr):
-            pipe.close()
+    end_all(started)
 
 
 PRELUDE = """

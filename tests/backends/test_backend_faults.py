@@ -9,7 +9,7 @@ import pytest
 from l4plan import etcd
 from l4plan.model import Settings
 from l4plan.state import Resource, State, StateError, encode, open_backend
-from tests.conftest import started
+from tests.processes import started
 from tests.servers import PG_PASSWORD, Etcd, free_port
 
 

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from engine_helpers import SITE, SUBPROCESS_TIMEOUT
 
 from l4plan.cli import main
+from tests.processes import end_all
 
 FAKE_DIST = Path(__file__).parent / "fakeprovider"
 PROVIDER = 'provider "fake" {\n  remote = "remote.json"\n}\n'
@@ -103,10 +104,7 @@ def spawn(project):
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=SUBPROCESS_TIMEOUT)
+    end_all(started)
 
 
 @pytest.fixture

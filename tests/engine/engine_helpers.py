@@ -1,11 +1,23 @@
-"""What the engine tests import: the configuration pieces and the subprocess timeout.
+"""What the engine tests import: the configuration pieces, the subprocess
+timeout, and waiting for a file a process makes.
 
 Not in conftest.py: tests/live has a conftest too, and a test importing
 "conftest" would get whichever of the two was imported first.
 """
 
+import time
+
 SITE = 'site "example.com" {\n  plan = "enterprise"\n}\n'
 SUBPROCESS_TIMEOUT = 60
+WAIT_SECONDS = 20
+
+
+def wait_for(path):
+    """Wait (bounded) until ``path`` exists."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
 
 
 def application(

@@ -3,19 +3,10 @@ dies with it, racing applies lose nothing, a restarted database is one clear
 error and then works."""
 
 import os
-import time
 
-from engine_helpers import SUBPROCESS_TIMEOUT, application
+from engine_helpers import SUBPROCESS_TIMEOUT, application, wait_for
 
 ROUNDS = 20
-WAIT_SECONDS = 20
-
-
-def wait_for(path):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
 
 
 def on(backends, project):

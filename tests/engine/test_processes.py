@@ -6,19 +6,9 @@ import pty
 import select
 import time
 
-from engine_helpers import SUBPROCESS_TIMEOUT, application
+from engine_helpers import SUBPROCESS_TIMEOUT, WAIT_SECONDS, application, wait_for
 
 from tests.state_files import lock, read_lock, read_state
-
-WAIT_SECONDS = 20
-
-
-def wait_for(path):
-    """Wait (bounded) until ``path`` exists."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
 
 
 def on_terminal(spawn, *args, answer=None, env=None):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import end_all
+
 #: Scripts run with ``-c`` import ``tests.state_files`` from the checkout.
 ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -33,10 +35,4 @@ def spawn():
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        for pipe in (process.stdin, process.stdout, process.stderr):
-            if pipe:
-                pipe.close()
+    end_all(started)
