@@ -122,7 +122,7 @@ def _port_message(value):
 def _pattern_message(error):
     if error.absolute_path and error.absolute_path[-1] in ("edge_port", "origin_port"):
         return _port_message(error.instance)
-    if error.absolute_path and error.absolute_path[-1] == "lock_ttl":
+    if error.absolute_path and error.absolute_path[-1] in ("lock_ttl", "wait_timeout"):
         return (
             f"{_shown(error.instance)} is not a duration",
             'Write a number and a unit (ms, s, m or h), e.g. "15s", "1m30s".',

@@ -27,7 +27,11 @@ from l4plan.admin_client import (
 )
 from l4plan.model import DATA_DIR
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
-from l4plan.providers.runtime_document import build_document, read_document
+from l4plan.providers.runtime_document import (
+    build_document,
+    check_unchanged_since,
+    read_document,
+)
 
 START_TIMEOUT = 15.0
 
@@ -55,7 +59,7 @@ class RuntimeProvider(Provider):
         with _talking():
             generation, document = self.current()
             running = read_document(document)
-            self._check_unchanged_since(plan, running)
+            check_unchanged_since(plan, running, self.READS, "the runtime")
             unmanaged = {a: running[a] for a in plan.unmanaged if a in running}
             try:
                 answer = self.client().request(
@@ -104,27 +108,6 @@ class RuntimeProvider(Provider):
                 f"the runtime on {self.admin} answered GET {path} with {answer.status}: {_reasons(answer)}"
             )
         return answer.body
-
-    def _check_unchanged_since(self, plan, running):
-        """Refuse when the runtime no longer runs what the plan's "before" side shows.
-
-        Objects are compared under their name on the runtime (the "before"
-        name: a ``state mv`` renames them only here); unmanaged ones are not
-        the plan's business."""
-        expected = {
-            f"{c.kind}.{c.before['name']}": c.before
-            for c in plan.changes
-            if c.before is not None and c.kind in self.READS
-        }
-        managed = running.keys() - set(plan.unmanaged)
-        for address in sorted(expected.keys() | managed):
-            seen = running.get(address)
-            before = expected.get(address)
-            if seen is None or before is None or any(before.get(k) != v for k, v in seen.items()):
-                raise ProviderError(
-                    f"{address} on the runtime differs from what the plan was made against "
-                    "(changed outside of l4plan since); run plan again"
-                )
 
     def client(self):
         """The admin client, once the runtime answers (started here if allowed)."""

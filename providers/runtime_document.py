@@ -6,6 +6,7 @@ runtime never re-derives it. ``schemas/runtime.schema.json`` describes it.
 """
 
 from l4plan.ports import map_ports, parse_origin_port, parse_port_spec
+from l4plan.providers.base import ProviderError
 
 FORMAT_VERSION = 1
 _SITE_FLAGS = ("ddos_full_protection", "china_mainland_network_optimization", "fixed_ipv4")
@@ -71,3 +72,26 @@ def read_document(document):
             "rules": rules,
         }
     return resources
+
+
+def check_unchanged_since(plan, running, reads, where):
+    """Refuse when ``running`` is no longer what the plan's "before" side shows.
+
+    Objects are compared under their name on the target (the "before" name:
+    a ``state mv`` renames them only here); unmanaged ones are not the
+    plan's business. ``where`` names the target in the message.
+    """
+    expected = {
+        f"{c.kind}.{c.before['name']}": c.before
+        for c in plan.changes
+        if c.before is not None and c.kind in reads
+    }
+    managed = running.keys() - set(plan.unmanaged)
+    for address in sorted(expected.keys() | managed):
+        seen = running.get(address)
+        before = expected.get(address)
+        if seen is None or before is None or any(before.get(k) != v for k, v in seen.items()):
+            raise ProviderError(
+                f"{address} on {where} differs from what the plan was made against "
+                "(changed outside of l4plan since); run plan again"
+            )

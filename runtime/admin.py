@@ -131,17 +131,18 @@ class Bounded(policies.WrappingFactory):
             deadline.cancel()
 
 
-def make_site(live, token=None, workers=None):
+def make_site(live, token=None, workers=None, fleet=None):
     """The admin Site for C{live} (a L{LiveConfig}); C{token} is required when given.
 
     With C{workers} (L{l4plan.runtime.workers.Workers}) a change goes to every
-    worker and the status covers them all.
+    worker and the status covers them all. With C{fleet} (the etcd prefix a
+    fleet node follows) the document is the fleet's: a PUT is refused.
     """
     api = _Api()
     api.putChild(b"healthz", _Health())
     api.putChild(b"metrics", _Metrics(live, workers))
     version = _Api()
-    version.putChild(b"config", _Config(live, workers))
+    version.putChild(b"config", _Config(live, workers, fleet))
     version.putChild(b"status", _Status(live, workers))
     api.putChild(b"v1", version)
     site = server.Site(
@@ -258,11 +259,12 @@ class _Config(Resource):
 
     isLeaf = True
 
-    def __init__(self, live, workers):
+    def __init__(self, live, workers, fleet=None):
         super().__init__()
         self._live = live
         self._change = live.apply_sliced if workers is None else workers.apply
         self._changing = False
+        self._fleet = fleet
 
     def render_GET(self, request):
         request.setHeader(b"etag", str(self._live.generation).encode())
@@ -273,6 +275,12 @@ class _Config(Resource):
     def render_PUT(self, request):
         if not self._live.runtime.running:
             return _answer(request, 503, {"error": "the runtime is stopping"})
+        if self._fleet is not None:
+            return _answer(request, 409, {
+                "error": f"this runtime follows the fleet under {self._fleet} in etcd; "
+                "change it with the fleet provider",
+                "generation": self._live.generation,
+            })
         if request.too_large:
             return _answer(request, 413, {"error": f"the body is over {MAX_BODY} bytes"})
         try:

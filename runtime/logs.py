@@ -26,7 +26,9 @@ ROTATE_BYTES = 10 * 1024 * 1024
 KEEP_FILES = 5
 
 # Written by twisted.internet.udp for every session socket it opens and closes.
-_SESSION_NOISE = re.compile(r"^(UdpSession starting on \d+|\(UDP Port \d+ Closed\))$")
+_SESSION_NOISE = re.compile(
+    r"^(UdpSession starting on \d+|\(UDP Port \d+ Closed\)|(Starting|Stopping) factory _HTTP11ClientFactory\(.*)$"
+)
 
 
 class Throttle:
@@ -52,7 +54,8 @@ class Throttle:
 
 
 def _quiet(event):
-    """Drop Twisted's per-session UDP socket lines; keep everything else."""
+    """Drop Twisted's per-session UDP socket lines and the fleet's etcd
+    client's per-request factory lines; keep everything else."""
     if _SESSION_NOISE.match(formatEvent(event) or ""):
         return PredicateResult.no
     return PredicateResult.maybe

@@ -8,6 +8,7 @@ lets TCP connections finish for the drain timeout before aborting them.
 """
 
 import gc
+import importlib.metadata
 import ipaddress
 import json
 import signal
@@ -21,7 +22,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from l4plan.runtime import admin as admin_api
-from l4plan.runtime import logs
+from l4plan.runtime import fleet, logs
 from l4plan.runtime import reactor as relay_reactor
 from l4plan.runtime.limits import UNLIMITED, FdBudget, raise_soft_limit
 from l4plan.runtime.metrics import Metrics
@@ -104,6 +105,10 @@ class Settings:
     dns_ttl: float = 30.0
     workers: int = 1
     splice: bool = True  # relay TCP bytes in the kernel where the platform can
+    etcd: tuple = ()  # endpoints of the fleet's etcd; empty: not in a fleet
+    etcd_prefix: str = "/l4plan/fleet/"
+    node: str | None = None  # this node's name in the fleet
+    node_ttl: float = 10.0  # seconds a dead node's report stays in etcd
 
     @property
     def reuse_port(self):
@@ -369,7 +374,8 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
     if settings.workers > 1 and parent is None:
         workers = Workers(reactor, live, settings)
     if admin is not None:
-        admin_api.listen(reactor, admin, admin_api.make_site(live, token, workers))
+        fleet_prefix = settings.etcd_prefix if settings.etcd else None
+        admin_api.listen(reactor, admin, admin_api.make_site(live, token, workers, fleet_prefix))
     runtime.startService()
     reactor.addSystemEventTrigger("before", "shutdown", runtime.stopService)
     signals = SignalHandler(reactor, runtime if workers is None else workers)
@@ -383,6 +389,20 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
         reactor.addSystemEventTrigger("before", "shutdown", workers.stopService)
     if parent is not None:
         watch_parent(reactor, lambda: signals.handle("main exited"), parent)
+    if settings.etcd:
+        member = fleet.FleetMember(
+            reactor,
+            fleet.Gateway(reactor, settings.etcd),
+            settings.etcd_prefix,
+            settings.node,
+            live,
+            live.apply_sliced if workers is None else workers.apply,
+            importlib.metadata.version("l4plan"),
+            settings.node_ttl,
+        )
+        member.startService()
+        reactor.addSystemEventTrigger("before", "shutdown", member.stopService)
+        print(f"fleet {settings.etcd_prefix} as node {settings.node}", file=out)
     ready = defer.succeed(None) if workers is None else workers.ready
     ready.addCallback(lambda _: print("ready", file=out, flush=True))
     # Start-up objects (modules, schemas) live as long as the process: frozen,

@@ -165,6 +165,12 @@ class Etcd:
         self.processes[name].send_signal(signal.SIGKILL)
         self.processes[name].wait(timeout=10)
 
+    def start_again(self, name):
+        """Start a killed member on its data: it rejoins the cluster it was in."""
+        cluster = ",".join(f"{n}=http://127.0.0.1:{self.peer_ports[n]}" for n in self.names)
+        self._start(name, cluster)
+        self.wait_ready(name)
+
     def close(self):
         for process in self.processes.values():
             if process.poll() is None:

@@ -4,6 +4,7 @@ import ipaddress
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -136,6 +137,28 @@ def runtime():
     "elsewhere, and with --no-splice, they pass through Python).",
 )
 @click.option(
+    "--etcd",
+    metavar="URL[,URL...]",
+    callback=lambda ctx, param, value: tuple(u.strip() for u in value.split(",") if u.strip()) if value else (),
+    help="Join a fleet: serve the desired document in this etcd cluster "
+    "(PREFIX desired), follow its changes, and report under PREFIX nodes/NODE. "
+    "While etcd is away the last applied document is served.",
+)
+@click.option(
+    "--etcd-prefix",
+    default="/l4plan/fleet/",
+    show_default=True,
+    help="The fleet's key prefix in etcd (the fleet provider's prefix).",
+)
+@click.option("--node", help="This node's name in the fleet [default: the host name].")
+@click.option(
+    "--node-ttl",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=2),
+    help="Seconds a node's report outlives the node (its etcd lease).",
+)
+@click.option(
     "--admin",
     metavar="EP",
     help="Serve the admin API on unix:PATH (mode 0600, no token) or tcp:HOST:PORT "
@@ -163,6 +186,10 @@ def serve(admin, token_file, **options):
     from l4plan.runtime.serve import Settings, run
 
     endpoint, token = _admin_endpoint(admin, token_file)
+    if options["etcd"]:
+        options["node"] = options["node"] or socket.gethostname()
+    elif options["node"]:
+        raise click.UsageError("--node goes with --etcd URL")
     try:
         raise SystemExit(run(Settings(**options), admin=endpoint, token=token))
     except DocumentError as error:

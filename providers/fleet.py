@@ -1,0 +1,178 @@
+"""The ``fleet`` provider: many runtimes that follow one desired document in etcd.
+
+apply writes the runtime document to ``PREFIX desired`` in one txn that
+compares the key's mod_revision with the one read, then waits until every
+live node (``PREFIX nodes/NAME``, each bound to its node's lease) reports that
+revision with status ``ok``, printing a line per node as it converges. A node
+that refuses the change makes apply write the previous document back (with
+``on_failure = "rollback"``), wait for the nodes to return to it and fail
+naming the node; the state is left as it was. Envoy's xDS has this ACK/NACK;
+APISIX and Kong report nothing a workflow can wait on.
+
+The document is stored gzipped: etcd refuses a request over 1.5 MiB, and a
+runtime document of 10,000 listeners is larger than that as JSON.
+"""
+
+import gzip
+import hashlib
+import json
+import sys
+import time
+
+from l4plan import etcd
+from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
+from l4plan.providers.runtime_document import (
+    build_document,
+    check_unchanged_since,
+    read_document,
+)
+from l4plan.schema import block_defaults
+from l4plan.state.duration import parse_duration
+
+POLL_SECONDS = 0.1
+
+
+class FleetProvider(Provider):
+    SETTINGS = frozenset(
+        {"endpoints", "prefix", "wait_timeout", "on_failure", "username", "password", "ca_file", "cert_file", "key_file"}
+    )
+    READS = frozenset({"application", "load_balancer", "ip_access_rule"})
+
+    def __init__(self, name, settings, workdir, out=None):
+        settings = {**block_defaults("provider", "fleet"), **settings}
+        super().__init__(name, settings, workdir)
+        self.endpoints = list(settings["endpoints"])
+        self.prefix = settings["prefix"]
+        self.wait_timeout = parse_duration(settings["wait_timeout"])
+        self.on_failure = settings["on_failure"]
+        self.client = etcd.Client(
+            self.endpoints,
+            settings.get("username"),
+            settings.get("password"),
+            *(str(workdir / settings[k]) if settings.get(k) else None for k in ("ca_file", "cert_file", "key_file")),
+        )
+        self.out = out or sys.stderr
+        self._seen = None  # mod_revision of the desired document when read
+
+    @property
+    def where(self):
+        return f'the fleet {self.prefix} in etcd ({", ".join(self.endpoints)})'
+
+    # --- Provider ------------------------------------------------------------
+
+    def _read(self):
+        revision, _, document = self.desired()
+        self._seen = revision
+        return read_document(document) if document else {}
+
+    def _apply(self, plan, desired):
+        revision, previous, document = self.desired()
+        if self._seen is not None and revision != self._seen:
+            raise ProviderError(f"{self.where} was changed by someone else since the plan; run plan again")
+        running = read_document(document) if document else {}
+        check_unchanged_since(plan, running, self.READS, self.where)
+        unmanaged = {a: running[a] for a in plan.unmanaged if a in running}
+        data = _encode(build_document({**unmanaged, **desired}))
+        written = self._write(revision, data)
+        nodes = self._wait(written, hashlib.sha256(data).hexdigest())
+        failed = [(name, report) for name, report in nodes.items() if report["status"] != "ok"]
+        if failed:
+            self._refused(written, previous, failed)
+        identity = {"fleet": self.prefix, "revision": written}
+        return {address: identity for address in desired if address.partition(".")[0] in self.READS}
+
+    def open_connections(self):
+        return {}
+
+    # --- etcd ------------------------------------------------------------------
+
+    def desired(self):
+        """``(mod_revision, stored JSON bytes or None, document or None)`` of ``PREFIX desired``."""
+        kv = self._etcd(self.client.get, self.prefix + "desired")
+        if kv is None:
+            return 0, None, None
+        data = kv["value"]
+        data = gzip.decompress(data) if data.startswith(b"\x1f\x8b") else data
+        return kv["mod_revision"], data, json.loads(data)
+
+    def nodes(self):
+        """Every live node's report, by name."""
+        answer = self._etcd(self.client.call, "kv/range", _prefix_range(self.prefix + "nodes/"))
+        reports = (json.loads(etcd.unb64(kv.get("value"))) for kv in answer.get("kvs") or [])
+        return {report["node"]: report for report in reports}
+
+    def _write(self, revision, data):
+        key = self.prefix + "desired"
+        succeeded, answer = self._etcd(
+            self.client.txn, [etcd.revision_is(key, "MOD", revision)], [etcd.put(key, gzip.compress(data, 6))]
+        )
+        if not succeeded:
+            raise ProviderError(f"{self.where} was changed by someone else during this apply; run plan again")
+        return int(answer["header"]["revision"])
+
+    def _etcd(self, call, *args):
+        try:
+            return call(*args)
+        except etcd.EtcdError as error:
+            raise ProviderError(f"{self.where}: {error}; check the endpoints and that etcd is up") from None
+
+    # --- waiting for the nodes ---------------------------------------------------
+
+    def _wait(self, revision, digest):
+        """The reports of every live node once each has taken ``revision``
+        (``ok`` or ``error``); a node whose report expires meanwhile is dropped."""
+        started = time.monotonic()
+        deadline = started + self.wait_timeout
+        done, known = {}, set()
+        while True:
+            nodes = self.nodes()
+            for name in sorted(known - set(nodes) - set(done)):
+                self._say(f"  warning: node {name} left the fleet (its lease expired); it is not waited for")
+            known |= set(nodes)
+            for name, report in sorted(nodes.items()):
+                if name not in done and report.get("hash") == digest and report["revision"] >= revision:
+                    done[name] = report
+                    self._say(_node_line(name, report, time.monotonic() - started))
+            waiting = sorted(set(nodes) - set(done))
+            if not waiting:
+                live = {n: r for n, r in done.items() if n in nodes}
+                self._say(f"{sum(r['status'] == 'ok' for r in live.values())}/{len(nodes)} nodes converged in {time.monotonic() - started:.1f} s")
+                return live
+            if time.monotonic() > deadline:
+                raise OutcomeUnknown(
+                    f"{', '.join(waiting)} did not take revision {revision} of {self.where} within "
+                    f"{self.wait_timeout:g} s (wait_timeout); `l4plan runtime status` shows each node"
+                )
+            time.sleep(POLL_SECONDS)
+
+    def _refused(self, written, previous, failed):
+        named = "; ".join(f"node {name}: {report['error']}" for name, report in failed)
+        if self.on_failure != "rollback":
+            raise ProviderError(
+                f"{named}. The fleet was left as it is (on_failure = \"stop\"): the other nodes serve the "
+                f"new document; fix the cause and apply again"
+            )
+        back = previous if previous is not None else _encode(build_document({}))
+        self._say("rolling back to the previous document")
+        restored = self._write(written, back)
+        self._wait(restored, hashlib.sha256(back).hexdigest())
+        raise ProviderError(f"{named}. The fleet was rolled back to the previous document")
+
+    def _say(self, line):
+        print(line, file=self.out, flush=True)
+
+
+def _encode(document):
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _prefix_range(prefix):
+    """A range request for every key under ``prefix``."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return {"key": etcd.b64(prefix), "range_end": etcd.b64(end)}
+
+
+def _node_line(name, report, seconds):
+    if report["status"] == "ok":
+        return f"  node {name}: ok, revision {report['revision']}, {report['listeners']} listeners ({seconds:.1f} s)"
+    return f"  node {name}: error: {report['error']}"

@@ -1,0 +1,165 @@
+"""A fleet: runtimes on 127.0.0.2, .3 and .4 following one etcd, driven by
+apply through the real CLI with provider "fleet"."""
+
+import signal
+import socket
+import uuid
+from contextlib import contextmanager
+
+import pytest
+from conftest import L4PLAN
+from runtime_helpers import connect, free_ports
+
+from tests.processes import started
+from tests.servers import Etcd
+
+NODES = ("n2", "n3", "n4")
+SITE = 'site "example.com" {\n  plan = "enterprise"\n}\n'
+
+
+def app(name, edge, origin):
+    return (
+        f'application "{name}" {{\n  domain = "{name}.example.com"\n'
+        f'  rule {{\n    protocol = "tcp"\n    edge_port = "{edge}"\n'
+        f'    origin = "127.0.0.1"\n    origin_port = "{origin}"\n  }}\n}}\n'
+    )
+
+
+class Fleet:
+    def __init__(self, processes, tmp_path, etcd):
+        self.processes, self.tmp_path, self.etcd = processes, tmp_path, etcd
+        self.prefix = f"/fleet/{uuid.uuid4().hex}/"
+        self.config = tmp_path / "config"
+        self.config.mkdir()
+        self.nodes = {}
+
+    def address(self, node):
+        return f"127.0.0.{node[1:]}"
+
+    def start(self, node):
+        data = self.tmp_path / node
+        data.mkdir(exist_ok=True)
+        self.nodes[node] = self.processes.start(
+            [L4PLAN, "runtime", "serve", "--data-dir", data, "--bind", self.address(node),
+             "--admin", f"unix:{data}/admin.sock", "--etcd", ",".join(self.etcd.endpoints),
+             "--etcd-prefix", self.prefix, "--node", node, "--node-ttl", "2"],
+            node,
+        )
+        return self.nodes[node]
+
+    def configure(self, *apps):
+        provider = (
+            f'provider "fleet" {{\n  endpoints = {list(self.etcd.endpoints)!r}\n'
+            f'  prefix = "{self.prefix}"\n  wait_timeout = "20s"\n}}\n'
+        ).replace("'", '"')
+        (self.config / "main.l4.hcl").write_text(SITE + provider + "".join(apps))
+
+    def l4plan(self, cli, *args):
+        return cli("-C", self.config, *args)
+
+
+@pytest.fixture(scope="module")
+def etcd():
+    server = started(Etcd)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def fleet(processes, tmp_path, etcd, start_origin):
+    made = Fleet(processes, tmp_path, etcd)
+    made.origin, made.edge, made.edge2 = free_ports(3)
+    start_origin("echo", "127.0.0.1", made.origin)
+    for node in NODES:
+        made.start(node)
+    return made
+
+
+@contextmanager
+def held(address, port):
+    """``address:port`` taken, as by another program."""
+    with socket.socket() as sock:
+        sock.bind((address, port))
+        sock.listen()
+        yield
+
+
+def echoes(address, port):
+    with connect(address, port) as sock:
+        sock.sendall(b"ping\n")
+        return sock.recv(5) == b"ping\n"
+
+
+def test_apply_returns_once_every_node_serves(fleet, cli):
+    fleet.configure(app("game", fleet.edge, fleet.origin))
+    result = fleet.l4plan(cli, "apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert "3/3 nodes converged in" in result.stderr
+    for node in NODES:
+        assert f"node {node}: ok" in result.stderr
+        assert echoes(fleet.address(node), fleet.edge)
+    again = fleet.l4plan(cli, "plan", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
+def test_a_port_held_on_one_node_rolls_the_fleet_back(fleet, cli):
+    fleet.configure(app("game", fleet.edge, fleet.origin))
+    assert fleet.l4plan(cli, "apply", "--auto-approve").exit_code == 0
+    state_before = (fleet.config / "l4plan.state.json").read_bytes()
+    with held("127.0.0.3", fleet.edge2):
+        fleet.configure(app("game", fleet.edge, fleet.origin), app("chat", fleet.edge2, fleet.origin))
+        result = fleet.l4plan(cli, "apply", "--auto-approve")
+    assert result.exit_code == 1
+    assert f"node n3: tcp 127.0.0.3:{fleet.edge2}: [Errno 98] Address already in use" in result.stderr
+    assert "rolled back to the previous document" in result.stderr
+    assert (fleet.config / "l4plan.state.json").read_bytes() == state_before
+    for node in NODES:
+        assert echoes(fleet.address(node), fleet.edge)
+        with pytest.raises(OSError):
+            connect(fleet.address(node), fleet.edge2, timeout=2).close()
+
+
+def test_a_killed_node_is_dropped_with_a_warning(fleet, cli):
+    fleet.configure(app("game", fleet.edge, fleet.origin))
+    assert fleet.l4plan(cli, "apply", "--auto-approve").exit_code == 0
+    fleet.nodes["n4"].send_signal(signal.SIGKILL)
+    fleet.configure(app("game", fleet.edge, fleet.origin), app("chat", fleet.edge2, fleet.origin))
+    result = fleet.l4plan(cli, "apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert "warning: node n4 left the fleet (its lease expired)" in result.stderr
+    assert "2/2 nodes converged" in result.stderr
+    for node in ("n2", "n3"):
+        assert echoes(fleet.address(node), fleet.edge2)
+
+
+def test_etcd_away_nodes_keep_serving_and_catch_up(processes, tmp_path, cli, start_origin):
+    """etcd stopped: every node keeps serving, plan fails with one line, a node
+    restarted meanwhile serves its last document; etcd back: apply converges."""
+    etcd = started(Etcd)
+    try:
+        fleet = Fleet(processes, tmp_path, etcd)
+        fleet.origin, fleet.edge, fleet.edge2 = free_ports(3)
+        start_origin("echo", "127.0.0.1", fleet.origin)
+        for node in NODES:
+            fleet.start(node)
+        fleet.configure(app("game", fleet.edge, fleet.origin))
+        assert fleet.l4plan(cli, "apply", "--auto-approve").exit_code == 0
+        etcd.kill(etcd.names[0])
+        planned = fleet.l4plan(cli, "plan")
+        assert planned.exit_code == 1
+        assert planned.stderr.startswith(f"Error: the fleet {fleet.prefix} in etcd ({etcd.endpoints[0]}): no endpoint answered")
+        assert planned.stderr.count("\n") == 1 and "Traceback" not in planned.stderr
+        for node in NODES:
+            assert echoes(fleet.address(node), fleet.edge)
+        processes.stop(fleet.nodes["n3"])
+        fleet.start("n3")
+        assert echoes("127.0.0.3", fleet.edge)
+        etcd.start_again(etcd.names[0])
+        fleet.configure(app("game", fleet.edge, fleet.origin), app("chat", fleet.edge2, fleet.origin))
+        result = fleet.l4plan(cli, "apply", "--auto-approve")
+        assert result.exit_code == 0, result.output
+        assert "3/3 nodes converged" in result.stderr
+        for node in NODES:
+            assert echoes(fleet.address(node), fleet.edge2)
+    finally:
+        etcd.close()
