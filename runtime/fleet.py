@@ -112,7 +112,8 @@ class Gateway:
 
 
 class _Messages(Protocol):
-    """The watch stream: one JSON object per line."""
+    """The watch stream: one JSON object per line; ``on_result`` returning
+    False (or an error message) ends it."""
 
     def __init__(self, on_result, ended):
         self._on_result, self._ended, self._buffer = on_result, ended, b""
@@ -122,10 +123,9 @@ class _Messages(Protocol):
         *lines, self._buffer = self._buffer.split(b"\n")
         for line in filter(None, (one.strip() for one in lines)):
             message = json.loads(line)
-            if "result" in message:
-                self._on_result(message["result"])
-            else:
+            if "result" not in message or self._on_result(message["result"]) is False:
                 self.transport.stopProducing()
+                return
 
     def connectionLost(self, reason):
         self._ended.callback(None)
@@ -211,11 +211,16 @@ class FleetMember(Service):
         self.reactor.callLater(delay, self._follow)
 
     def _watched(self, result):
+        """Take the watched changes; False ends the watch (etcd canceled it,
+        on a compaction), and the full re-read that follows catches up."""
         if result.get("canceled") or result.get("compact_revision"):
-            raise EtcdUnavailable(f"watch canceled (compacted at {result.get('compact_revision')})")
+            log.info("etcd: the watch was canceled (compacted at {revision}); reading in full",
+                     revision=result.get("compact_revision"))
+            return False
         for event in result.get("events") or []:
             if event.get("type", "PUT") == "PUT":
                 self._take(event["kv"])
+        return True
 
     def _take(self, kv):
         """Serve the document of ``kv`` (a key-value of the gateway), in order."""

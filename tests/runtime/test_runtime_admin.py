@@ -213,3 +213,14 @@ def test_stale_socket_removed_live_one_and_other_files_kept(tmp_path, monkeypatc
         for path in (stale, live, other):
             admin._remove_stale_socket(path)
         assert (stale.exists(), live.exists(), other.exists()) == (False, True, True)
+
+
+def test_a_fleet_node_refuses_a_put(live):
+    """A node of a fleet serves the fleet's document: a PUT is a 409 that says where to change it."""
+    site = admin.make_site(live, fleet="/l4plan/fleet/prod/")
+    status, answer = put(site, DOCUMENT, 0)
+    assert status == 409
+    assert answer["error"] == (
+        "this runtime follows the fleet under /l4plan/fleet/prod/ in etcd; change it with the fleet provider"
+    )
+    assert live.generation == 0
