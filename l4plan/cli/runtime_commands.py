@@ -239,23 +239,28 @@ DATA_DIR = Path(model.DATA_DIR)
 ADMIN_DEFAULTS = {k: model.DEFAULT_PROVIDER.attributes[k] for k in ("admin", "token_file")}
 
 
-def _admin_client():
+def _provider_blocks():
+    """The provider blocks of the configuration here (none without one)."""
+    from l4plan.config.loader import config_files, load_directory
+    from l4plan.diagnostics import ConfigError
+
+    if not config_files("."):
+        return {}
+    try:
+        return load_directory(".").data.get("provider") or {}
+    except ConfigError as error:
+        print_diagnostics(error.diagnostics)
+        raise SystemExit(1) from None
+
+
+def _admin_client(providers):
     """A client of the runtime the configuration here names (provider "runtime").
 
     Without a configuration, the embedded default: unix:.l4plan/runtime.sock.
     """
     from l4plan.admin_client import AdminClient
-    from l4plan.config.loader import config_files, load_directory
-    from l4plan.diagnostics import ConfigError
 
-    settings = dict(ADMIN_DEFAULTS)
-    if config_files("."):
-        try:
-            providers = load_directory(".").data.get("provider") or {}
-        except ConfigError as error:
-            print_diagnostics(error.diagnostics)
-            raise SystemExit(1) from None
-        settings.update((providers.get("runtime") or {}).items())
+    settings = {**ADMIN_DEFAULTS, **(providers.get("runtime") or {})}
     admin = settings["admin"]
     token = None if admin.startswith("unix:") else _read_token(settings["token_file"])
     return AdminClient(admin, token, timeout=10.0)
@@ -264,14 +269,19 @@ def _admin_client():
 @runtime.command()
 @click.option("--json", "as_json", is_flag=True, help="Print GET /v1/status as JSON.")
 def status(as_json):
-    """Show listeners, open connections and counters.
+    """Show listeners, open connections and counters; with a fleet, one row per node.
 
     Asks the runtime on the admin address of the provider block here (the
-    embedded default, unix:.l4plan/runtime.sock, without a configuration).
+    embedded default, unix:.l4plan/runtime.sock, without a configuration),
+    or, with provider "fleet", the nodes' reports in etcd.
     """
     from l4plan.admin_client import AdminError
 
-    client = _admin_client()
+    providers = _provider_blocks()
+    if "fleet" in providers:
+        _fleet_status(providers["fleet"], as_json)
+        return
+    client = _admin_client(providers)
     try:
         answer = client.request("GET", "/v1/status")
     except AdminError as error:
@@ -284,6 +294,37 @@ def status(as_json):
         click.echo(json.dumps(answer.body, indent=2, sort_keys=True))
     else:
         click.echo("\n".join(status_lines(client.admin, answer.body)))
+
+
+def _fleet_status(settings, as_json):
+    from l4plan.providers.base import ProviderError
+    from l4plan.providers.fleet import FleetProvider
+
+    try:
+        provider = FleetProvider("fleet", settings, Path(".").resolve())
+        revision, _, _ = provider.desired()
+        nodes = provider.nodes()
+    except ProviderError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps({"revision": revision, "nodes": nodes}, indent=2, sort_keys=True))
+    else:
+        click.echo("\n".join(fleet_lines(provider.where, revision, nodes)))
+
+
+def fleet_lines(where, revision, nodes):
+    """The nodes' reports for people: one row per node, then each node's error."""
+    lines = [f"{where}, desired revision {revision}, {len(nodes)} nodes", ""]
+    header = ("node", "revision", "status", "listeners", "open", "last seen")
+    rows = [header] + [
+        (n, str(r["revision"]), r["status"] if r["revision"] >= revision else f"{r['status']} (behind)",
+         str(r["listeners"]), str(r["open_connections"]), r["last_seen"])
+        for n, r in sorted(nodes.items())
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines += [f"  {n}: {r['error']}" for n, r in sorted(nodes.items()) if r.get("error")]
+    return lines
 
 
 def status_lines(admin, status):

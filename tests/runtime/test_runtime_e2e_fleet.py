@@ -100,6 +100,12 @@ def test_apply_returns_once_every_node_serves(fleet, cli):
         assert echoes(fleet.address(node), fleet.edge)
     again = fleet.l4plan(cli, "plan", "--detailed-exitcode")
     assert again.exit_code == 0, again.output
+    status = fleet.l4plan(cli, "runtime", "status")
+    assert status.exit_code == 0, status.output
+    rows = status.stdout.splitlines()
+    assert "3 nodes" in rows[0] and rows[2].split() == ["node", "revision", "status", "listeners", "open", "last", "seen"]
+    assert [row.split()[0] for row in rows[3:]] == list(NODES)
+    assert all(row.split()[2:4] == ["ok", "1"] for row in rows[3:])
 
 
 def test_a_port_held_on_one_node_rolls_the_fleet_back(fleet, cli):
