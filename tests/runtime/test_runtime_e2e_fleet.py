@@ -1,8 +1,11 @@
 """A fleet: runtimes on 127.0.0.2, .3 and .4 following one etcd, driven by
 apply through the real CLI with provider "fleet"."""
 
+import base64
 import signal
 import socket
+import threading
+import time
 import uuid
 from contextlib import contextmanager
 
@@ -14,6 +17,7 @@ from tests.processes import started
 from tests.servers import Etcd
 
 NODES = ("n2", "n3", "n4")
+LOAD_ROUNDS = 2000  # bounds the load loop; it stops when the applies are done
 SITE = 'site "example.com" {\n  plan = "enterprise"\n}\n'
 
 
@@ -169,3 +173,97 @@ def test_etcd_away_nodes_keep_serving_and_catch_up(processes, tmp_path, cli, sta
             assert echoes(fleet.address(node), fleet.edge2)
     finally:
         etcd.close()
+
+
+def udp_app(name, edge, origin):
+    return app(name, edge, origin).replace('protocol = "tcp"', 'protocol = "udp"')
+
+
+def test_twenty_applies_under_load_drop_nothing(fleet, cli, start_origin):
+    """Short TCP connections, UDP pings and three long-lived streams through all
+    three nodes while 20 applies change another application each time."""
+    udp_origin, udp_edge, other = free_ports(3)
+    start_origin("udp", "127.0.0.1", udp_origin)
+    base = [app("game", fleet.edge, fleet.origin), udp_app("voice", udp_edge, udp_origin)]
+    fleet.configure(*base)
+    assert fleet.l4plan(cli, "apply", "--auto-approve").exit_code == 0
+    streams = [connect(fleet.address(node), fleet.edge) for node in NODES]
+    stop, failures, done = threading.Event(), [], {"tcp": 0, "udp": 0}
+
+    def load():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(2)
+            for i in range(LOAD_ROUNDS):
+                if stop.is_set():
+                    return
+                for node in NODES:
+                    try:
+                        if not echoes(fleet.address(node), fleet.edge):
+                            failures.append(f"tcp {node}: wrong echo")
+                        done["tcp"] += 1
+                        udp.sendto(b"ping %d" % i, (fleet.address(node), udp_edge))
+                        if udp.recvfrom(100)[0] != b"ping %d" % i:
+                            failures.append(f"udp {node}: wrong reply")
+                        done["udp"] += 1
+                    except OSError as error:
+                        failures.append(f"{node}: {error}")
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        for round_ in range(20):
+            fleet.configure(*base, app("other", other, fleet.origin + (round_ % 2)))
+            result = fleet.l4plan(cli, "apply", "--auto-approve")
+            assert result.exit_code == 0, result.output
+            assert "3/3 nodes converged" in result.stderr
+            for number, stream in enumerate(streams):
+                payload = b"round %d stream %d\n" % (round_, number)
+                stream.sendall(payload)
+                assert stream.recv(len(payload), socket.MSG_WAITALL) == payload
+    finally:
+        stop.set()
+        loader.join(60)
+        for stream in streams:
+            stream.close()
+    assert failures == []
+    assert done["tcp"] > 0 and done["udp"] > 0
+
+
+def desired_revision(cluster, member, prefix):
+    key = base64.b64encode(f"{prefix}desired".encode()).decode()
+    kvs = cluster.call(member, "kv/range", {"key": key}).get("kvs") or [{}]
+    return int(kvs[0].get("mod_revision", 0))
+
+
+def test_the_etcd_leader_killed_mid_apply(processes, tmp_path, cli, start_origin):
+    """Three etcd members; the leader is SIGKILLed while apply waits for the
+    nodes: apply succeeds or fails in one clean line, then the next converges."""
+    cluster = started(Etcd, 3)
+    try:
+        fleet = Fleet(processes, tmp_path, cluster)
+        fleet.origin, fleet.edge, fleet.edge2 = free_ports(3)
+        start_origin("echo", "127.0.0.1", fleet.origin)
+        for node in NODES:
+            fleet.start(node)
+        fleet.configure(app("game", fleet.edge, fleet.origin))
+        assert fleet.l4plan(cli, "apply", "--auto-approve").exit_code == 0
+        fleet.configure(app("game", fleet.edge, fleet.origin), app("chat", fleet.edge2, fleet.origin))
+        leader = cluster.leader()
+        follower = next(n for n in cluster.names if n != leader)
+        before = desired_revision(cluster, follower, fleet.prefix)
+        applying = processes.start([L4PLAN, "-C", fleet.config, "apply", "--auto-approve"], "apply", ready=None)
+        deadline = time.monotonic() + 30
+        while desired_revision(cluster, follower, fleet.prefix) == before and time.monotonic() < deadline:
+            time.sleep(0.005)  # until apply has written: it now waits for the nodes
+        cluster.kill(leader)
+        code, _ = processes.stop(applying, sig=None, timeout=60)
+        assert "Traceback" not in processes.stderr(applying)
+        assert code in (0, 1)
+        fleet.configure(app("game", fleet.edge, fleet.origin), app("chat", fleet.edge2, fleet.origin), app("more", fleet.edge2 + 1, fleet.origin))
+        result = fleet.l4plan(cli, "apply", "--auto-approve")
+        assert result.exit_code == 0, result.output
+        assert "3/3 nodes converged" in result.stderr
+        for node in NODES:
+            assert echoes(fleet.address(node), fleet.edge2)
+    finally:
+        cluster.close()
