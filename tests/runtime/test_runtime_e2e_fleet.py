@@ -13,6 +13,7 @@ import pytest
 from conftest import L4PLAN
 from runtime_helpers import connect, free_ports
 
+from benchmarks.fleet_converge import fleet_figure
 from tests.processes import started
 from tests.servers import Etcd
 
@@ -267,3 +268,8 @@ def test_the_etcd_leader_killed_mid_apply(processes, tmp_path, cli, start_origin
             assert echoes(fleet.address(node), fleet.edge2)
     finally:
         cluster.close()
+
+
+def test_the_fleet_benchmark_runs(etcd):
+    """benchmarks.fleet_converge on one node, one apply: a figure comes out."""
+    assert fleet_figure(etcd, 1, 0, 1) >= 0
