@@ -61,8 +61,11 @@ class FleetProvider(Provider):
     # --- Provider ------------------------------------------------------------
 
     def _read(self):
-        revision, _, document = self.desired()
+        revision, data, document = self.desired()
         self._seen = revision
+        digest = hashlib.sha256(data).hexdigest() if data is not None else None
+        for line in drift_lines(self.nodes(), revision, digest):
+            self._say(line)
         return read_document(document) if document else {}
 
     def _apply(self, plan, desired):
@@ -82,7 +85,12 @@ class FleetProvider(Provider):
         return {address: identity for address in desired if address.partition(".")[0] in self.READS}
 
     def open_connections(self):
-        return {}
+        """Open connections and sessions per rule, summed over the live nodes."""
+        counts = {}
+        for report in self.nodes().values():
+            for key, active in (report.get("active") or {}).items():
+                counts[key] = counts.get(key, 0) + active
+        return counts
 
     # --- etcd ------------------------------------------------------------------
 
@@ -160,6 +168,20 @@ class FleetProvider(Provider):
 
     def _say(self, line):
         print(line, file=self.out, flush=True)
+
+
+def drift_lines(nodes, revision, digest):
+    """A warning per node not serving the desired document: behind, in error,
+    or serving another document than the one stored."""
+    lines = []
+    for name, report in sorted(nodes.items()):
+        if report["status"] != "ok":
+            lines.append(f"warning: node {name} is in error at revision {report['revision']}: {report['error']}")
+        elif report["revision"] < revision:
+            lines.append(f"warning: node {name} is behind: it serves revision {report['revision']} of {revision}")
+        elif digest is not None and report.get("hash") != digest:
+            lines.append(f"warning: node {name} serves another document than the desired one (hash {report.get('hash')})")
+    return lines
 
 
 def _encode(document):

@@ -276,6 +276,8 @@ class FleetMember(Service):
             "generation": self.live.generation,
             "listeners": len(listeners),
             "open_connections": sum(one.active for one in listeners.values()),
+            # Rules with connections or sessions open now, for a plan's live impact.
+            "active": {k: c["active"] for k, c in runtime.metrics.snapshot().items() if c["active"]},
             "version": self.version,
             "last_seen": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }

@@ -74,7 +74,7 @@ def test_unknown_provider_names_those_installed(installed, tmp_path):
     assert str(caught.value).startswith(
         'Unknown provider "haproxy" (installed providers: '
     )
-    assert "broken, fake, odd" in str(caught.value)
+    assert "broken, fake, fleet, odd, runtime" in str(caught.value)
     assert str(caught.value).endswith(
         "); fix the provider block, or install the package that provides it"
     )

@@ -273,3 +273,21 @@ def test_the_etcd_leader_killed_mid_apply(processes, tmp_path, cli, start_origin
 def test_the_fleet_benchmark_runs(etcd):
     """benchmarks.fleet_converge on one node, one apply: a figure comes out."""
     assert fleet_figure(etcd, 1, 0, 1) >= 0
+
+
+def test_plan_shows_the_connections_open_on_every_node(fleet, cli):
+    fleet.configure(app("game", fleet.edge, fleet.origin))
+    assert fleet.l4plan(cli, "apply", "--auto-approve").exit_code == 0
+    streams = [connect(address, fleet.edge) for address in ("127.0.0.2", "127.0.0.2", "127.0.0.3")]
+    try:
+        for stream in streams:
+            stream.sendall(b"x\n")
+            assert stream.recv(2) == b"x\n"
+        fleet.configure(app("game", fleet.edge, fleet.origin + 1))
+        deadline = time.monotonic() + 10
+        while "3 connections open" not in (planned := fleet.l4plan(cli, "plan")).stdout:
+            assert time.monotonic() < deadline, planned.output  # reports come with each lease renewal
+            time.sleep(0.2)
+    finally:
+        for stream in streams:
+            stream.close()
