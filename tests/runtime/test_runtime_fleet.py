@@ -49,7 +49,14 @@ class Gateway:
         return ended
 
 
+class Metrics:
+    def snapshot(self):
+        return {"game/tcp/7000": {"active": 2}, "game/tcp/7001": {"active": 0}}
+
+
 class Runtime:
+    metrics = Metrics()
+
     def listeners(self):
         return {}
 
@@ -86,6 +93,7 @@ def test_it_reads_in_full_applies_reports_and_watches_from_the_next_revision():
     report = gateway.puts[-1]
     assert (report["node"], report["revision"], report["status"], report["error"]) == ("n2", 8, "ok", None)
     assert report["hash"] and one.caught_up
+    assert report["active"] == {"game/tcp/7000": 2}
     assert gateway.watches[0][0] == 11
 
 
