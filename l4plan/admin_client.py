@@ -7,6 +7,7 @@ with a unix-socket connection, not a reactor.
 import http.client
 import json
 import socket
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -43,30 +44,49 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 def parse_endpoint(admin):
-    """``unix:PATH`` / ``http://HOST:PORT`` / ``tcp:HOST:PORT`` → ("unix", path) or ("tcp", host, port)."""
+    """``unix:PATH`` / ``http(s)://HOST:PORT`` / ``tcp:HOST:PORT`` → ("unix", path) or ("tcp", host, port)."""
     if admin.startswith("unix:"):
         return ("unix", admin[len("unix:") :])
     if admin.startswith("tcp:"):
         host, _, port = admin[len("tcp:") :].rpartition(":")
         return ("tcp", host.strip("[]"), int(port))
     url = urlsplit(admin)
-    if url.scheme == "http" and url.hostname and url.port:
+    if url.scheme in ("http", "https") and url.hostname and url.port:
         return ("tcp", url.hostname, url.port)
-    raise AdminError(f'admin address "{admin}" is not unix:PATH or http://HOST:PORT')
+    raise AdminError(f'admin address "{admin}" is not unix:PATH, https://HOST:PORT or http://HOST:PORT')
+
+
+def tls_context(ca_file=None, cert_file=None, key_file=None):
+    """A client TLS context: the server checked against ``ca_file`` (else the
+    system's CAs), and our certificate for mutual TLS. ValueError names a bad file."""
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+        if cert_file:
+            context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as error:
+        files = ", ".join(f for f in (ca_file, cert_file, key_file) if f)
+        raise ValueError(f"cannot load the TLS files {files}: {getattr(error, 'strerror', None) or error}") from None
+    return context
 
 
 class AdminClient:
-    """JSON requests to one runtime; ``token`` is sent as a bearer token over TCP."""
+    """JSON requests to one runtime; ``token`` is sent as a bearer token over
+    TCP; ``tls`` (an ssl.SSLContext) is used for an ``https://`` address."""
 
-    def __init__(self, admin, token=None, timeout=30.0):
+    def __init__(self, admin, token=None, timeout=30.0, tls=None):
         self.admin = admin
         self.endpoint = parse_endpoint(admin)
         self.token = token
         self.timeout = timeout
+        self.tls = tls if admin.startswith("https://") else None
+        if admin.startswith("https://") and self.tls is None:
+            self.tls = ssl.create_default_context()
 
     def _connection(self):
         if self.endpoint[0] == "unix":
             return _UnixConnection(self.endpoint[1], self.timeout)
+        if self.tls is not None:
+            return http.client.HTTPSConnection(self.endpoint[1], self.endpoint[2], timeout=self.timeout, context=self.tls)
         return http.client.HTTPConnection(self.endpoint[1], self.endpoint[2], timeout=self.timeout)
 
     def request(self, method, path, body=None, headers=None):
@@ -83,11 +103,26 @@ class AdminClient:
                 connection.request(method, path, body=data, headers=headers)
             except (FileNotFoundError, ConnectionRefusedError) as error:
                 raise Unreachable(f"no runtime answers on {self.admin} ({error.strerror or error})") from None
+            except ssl.SSLCertVerificationError as error:
+                raise AdminError(
+                    f"the runtime on {self.admin} presented a TLS certificate that is not trusted "
+                    f"({error.verify_message}); set ca_file to the CA that signed it"
+                ) from None
+            except ssl.SSLError as error:
+                raise AdminError(
+                    f"the TLS handshake with the runtime on {self.admin} failed ({error.reason}); "
+                    "with mutual TLS set cert_file and key_file to a client certificate its CA signed"
+                ) from None
             except OSError as error:
                 raise AdminError(f"talking to the runtime on {self.admin} failed: {error}") from None
             try:
                 answer = connection.getresponse()
                 raw = answer.read()
+            except ssl.SSLError as error:
+                raise AdminError(
+                    f"the runtime on {self.admin} ended the TLS session ({error.reason}); "
+                    "with mutual TLS set cert_file and key_file to a client certificate its CA signed"
+                ) from None
             except (OSError, http.client.HTTPException) as error:
                 raise NoAnswer(f"the runtime on {self.admin} took the request but gave no answer ({error or type(error).__name__})") from None
         finally:

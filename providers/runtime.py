@@ -24,6 +24,7 @@ from l4plan.admin_client import (
     NoAnswer,
     Unreachable,
     parse_endpoint,
+    tls_context,
 )
 from l4plan.model import DATA_DIR
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
@@ -34,10 +35,11 @@ from l4plan.providers.runtime_document import (
 )
 
 START_TIMEOUT = 15.0
+TOKEN_VARIABLE = "L4PLAN_RUNTIME_TOKEN"
 
 
 class RuntimeProvider(Provider):
-    SETTINGS = frozenset({"admin", "token_file", "autostart"})
+    SETTINGS = frozenset({"admin", "token_file", "autostart", "ca_file", "cert_file", "key_file"})
     READS = frozenset({"application", "load_balancer", "ip_access_rule"})
 
     def __init__(self, name, settings, workdir):
@@ -45,7 +47,14 @@ class RuntimeProvider(Provider):
         self.admin = settings.get("admin", f"unix:{DATA_DIR}/runtime.sock")
         self.endpoint = _checked_endpoint(self.admin)
         self.token_path = Path(workdir, settings.get("token_file", f"{DATA_DIR}/admin.token"))
-        self.autostart = settings.get("autostart", True)
+        self.autostart = settings.get("autostart", True) and not self.admin.startswith("https://")
+        self._tls = None
+        if self.admin.startswith("https://"):
+            files = (Path(workdir, settings[k]) if settings.get(k) else None for k in ("ca_file", "cert_file", "key_file"))
+            try:
+                self._tls = tls_context(*files)
+            except ValueError as error:
+                raise ProviderError(f"{error}; fix ca_file, cert_file or key_file in the provider block") from None
         self._client = None
 
     # --- Provider ------------------------------------------------------------
@@ -70,6 +79,7 @@ class RuntimeProvider(Provider):
                 )
             except NoAnswer as error:
                 raise OutcomeUnknown(str(error)) from None
+        self._check_token(answer)
         if answer.status == 409:
             raise ProviderError(
                 f"the runtime on {self.admin} was changed by someone else during this apply "
@@ -103,6 +113,7 @@ class RuntimeProvider(Provider):
     def _get(self, path):
         """The JSON body of ``GET path``; anything but 200 is a ProviderError."""
         answer = self.client().request("GET", path)
+        self._check_token(answer)
         if answer.status != 200:
             raise ProviderError(
                 f"the runtime on {self.admin} answered GET {path} with {answer.status}: {_reasons(answer)}"
@@ -112,23 +123,29 @@ class RuntimeProvider(Provider):
     def client(self):
         """The admin client, once the runtime answers (started here if allowed)."""
         if self._client is None:
-            client = AdminClient(self.admin, self._token())
+            client = AdminClient(self.admin, self._token(), tls=self._tls)
             try:
-                answer = client.request("GET", "/healthz")
+                client.request("GET", "/healthz")
             except Unreachable:
                 self._start_or_fail(client)
-            else:
-                if answer.status == 401:
-                    raise ProviderError(
-                        f"the runtime on {self.admin} refused the admin token in {self.token_path}; "
-                        "set token_file to the file the runtime was started with (--token-file)"
-                    )
             self._client = client
         return self._client
 
+    def _check_token(self, answer):
+        """A 401 is the token's fault: say where the token came from."""
+        if answer.status == 401:
+            source = f"${TOKEN_VARIABLE}" if os.environ.get(TOKEN_VARIABLE) else str(self.token_path)
+            raise ProviderError(
+                f"the runtime on {self.admin} refused the admin token from {source}; "
+                "set token_file to the file the runtime was started with (--token-file)"
+            )
+
     def _token(self):
+        """Over TCP: $L4PLAN_RUNTIME_TOKEN (how CI passes secrets), else the token file."""
         if self.endpoint[0] == "unix":
             return None
+        if os.environ.get(TOKEN_VARIABLE):
+            return os.environ[TOKEN_VARIABLE].strip()
         if not self.token_path.exists() and self.autostart:
             self.token_path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

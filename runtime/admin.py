@@ -13,9 +13,13 @@
                      with workers, each worker and the counters summed over them
   GET  /metrics      Prometheus text format
 
+  GET  /readyz       200 {"status": "ready"} once a document is served (and,
+                     in a fleet, caught up with etcd); 503 otherwise
+
 On a unix socket (created mode 0600) the file permissions are the access
-control. Over TCP every path, /healthz included, needs the bearer token,
-checked from the headers before any byte of a body is kept. At most 64
+control. Over TCP (with TLS when given a certificate) every path but the
+probes /healthz and /readyz needs the bearer token, checked from the headers
+before any byte of a body is kept; the probes reveal nothing else. At most 64
 connections at once (16 from one address), idle ones closed after 10 s, every
 one after 120 s.
 """
@@ -57,9 +61,12 @@ def parse_endpoint(text):
     raise ValueError(f"{text!r} is not unix:PATH or tcp:HOST:PORT")
 
 
-def listen(reactor, endpoint, site):
-    """Open the admin endpoint; a unix socket is never reachable by others, even briefly."""
+def listen(reactor, endpoint, site, tls=None):
+    """Open the admin endpoint (over TLS with C{tls}, a context factory); a
+    unix socket is never reachable by others, even briefly."""
     site = Bounded(site, reactor)
+    if endpoint[0] == "tcp" and tls is not None:
+        return reactor.listenSSL(endpoint[2], site, tls, interface=endpoint[1])
     if endpoint[0] == "tcp":
         return reactor.listenTCP(endpoint[2], site, interface=endpoint[1])
     path = Path(endpoint[1])
@@ -131,15 +138,18 @@ class Bounded(policies.WrappingFactory):
             deadline.cancel()
 
 
-def make_site(live, token=None, workers=None, fleet=None):
-    """The admin Site for C{live} (a L{LiveConfig}); C{token} is required when given.
+def make_site(live, token=None, workers=None, fleet=None, ready=lambda: True):
+    """The admin Site for C{live} (a L{LiveConfig}); C{token} is required when
+    given, and C{site.guard.token} changes it (SIGHUP).
 
     With C{workers} (L{l4plan.runtime.workers.Workers}) a change goes to every
     worker and the status covers them all. With C{fleet} (the etcd prefix a
     fleet node follows) the document is the fleet's: a PUT is refused.
+    C{ready()} says whether /readyz answers 200.
     """
     api = _Api()
     api.putChild(b"healthz", _Health())
+    api.putChild(b"readyz", _Ready(ready))
     api.putChild(b"metrics", _Metrics(live, workers))
     version = _Api()
     version.putChild(b"config", _Config(live, workers, fleet))
@@ -150,7 +160,7 @@ def make_site(live, token=None, workers=None, fleet=None):
         requestFactory=LimitedRequest,
         timeout=IDLE_TIMEOUT,
     )
-    site.token = None if token is None else token.encode()
+    site.guard = site.resource if token is not None else None
     site.noisy = False
     return site
 
@@ -166,8 +176,8 @@ class LimitedRequest(server.Request):
     _received = 0
 
     def gotLength(self, length):
-        token = getattr(self.channel.site, "token", None)
-        self.unauthorized = token is not None and not authorized(self, token)
+        guard = getattr(self.channel.site, "guard", None)
+        self.unauthorized = guard is not None and not authorized(self, guard.token)
         self.too_large = length is not None and length > self.max_body
         if self.unauthorized or self.too_large:
             self.content = io.BytesIO()  # not a temporary file for a body to be dropped
@@ -234,15 +244,19 @@ class _Api(Resource):
 
 
 class _Guard(Resource):
-    """Lets a request through to C{api} only with the right bearer token."""
+    """Lets a request through to C{api} only with the right bearer token
+    (C{token}, bytes, replaced when the token file is read again); the
+    probes need none."""
+
+    PROBES = (b"healthz", b"readyz")
 
     def __init__(self, api, token):
         super().__init__()
         self._api = api
-        self._token = token.encode()
+        self.token = token.encode()
 
     def getChildWithDefault(self, name, request):
-        if authorized(request, self._token):
+        if name in self.PROBES or authorized(request, self.token):
             return self._api.getChildWithDefault(name, request)
         return _Error(401, "a valid bearer token is required (Authorization: Bearer TOKEN)")
 
@@ -252,6 +266,19 @@ class _Health(Resource):
 
     def render_GET(self, request):
         return _answer(request, 200, {"status": "ok"})
+
+
+class _Ready(Resource):
+    isLeaf = True
+
+    def __init__(self, ready):
+        super().__init__()
+        self._ready = ready
+
+    def render_GET(self, request):
+        if self._ready():
+            return _answer(request, 200, {"status": "ready"})
+        return _answer(request, 503, {"status": "not ready"})
 
 
 class _Config(Resource):

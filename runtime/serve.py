@@ -30,6 +30,7 @@ from l4plan.runtime.origins import HealthChecker, HostCache
 from l4plan.runtime.reconcile import LiveConfig
 from l4plan.runtime.routes import ListenerKey, compile_document
 from l4plan.runtime.tcp import PIPES, RelayFactory
+from l4plan.runtime.tls import ReloadableTls, TlsError
 from l4plan.runtime.udp import MAX_DATAGRAM, UdpRelay
 from l4plan.runtime.workers import Workers, watch_parent
 
@@ -109,6 +110,10 @@ class Settings:
     etcd_prefix: str = "/l4plan/fleet/"
     node: str | None = None  # this node's name in the fleet
     node_ttl: float = 10.0  # seconds a dead node's report stays in etcd
+    token_file: str | None = None  # the admin token, read again on SIGHUP
+    tls_cert: str | None = None  # the admin API's TLS certificate and key, read again on SIGHUP
+    tls_key: str | None = None
+    tls_client_ca: str | None = None  # with it, admin clients need a certificate it signed
 
     @property
     def reuse_port(self):
@@ -330,21 +335,26 @@ class Runtime(MultiService):
 
 class SignalHandler:
     """SIGTERM/SIGINT: the first stops the reactor (which drains), the next
-    one aborts what is still draining, so an operator never has to kill -9."""
+    one aborts what is still draining, so an operator never has to kill -9.
+    SIGHUP calls C{reload} (the admin token and TLS files are read again)."""
 
-    def __init__(self, reactor, runtime):
+    def __init__(self, reactor, runtime, reload=lambda: None):
         self._reactor = reactor
         self._runtime = runtime
+        self._reload = reload
         self._stopping = False
 
     def install(self):
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._received)
 
     def _received(self, signum, frame):
         self._reactor.callFromThread(self.handle, signal.Signals(signum).name)
 
     def handle(self, name):
+        if name == "SIGHUP":
+            self._reload()
+            return
         if not self._stopping:
             self._stopping = True
             log.info("{name}: stopping; send it again to close open connections now", name=name)
@@ -352,6 +362,61 @@ class SignalHandler:
         else:
             log.info("{name} again: closing open connections now", name=name)
             self._runtime.abort_connections()
+
+
+def _fleet_member(reactor, settings, live, workers):
+    """This runtime's membership of the fleet in C{settings.etcd}, not started; or None."""
+    if not settings.etcd:
+        return None
+    return fleet.FleetMember(
+        reactor,
+        fleet.Gateway(reactor, settings.etcd),
+        settings.etcd_prefix,
+        settings.node,
+        live,
+        live.apply_sliced if workers is None else workers.apply,
+        importlib.metadata.version("l4plan"),
+        settings.node_ttl,
+    )
+
+
+def _open_admin(reactor, admin, settings, live, token, workers, member):
+    """Serve the admin API on C{admin} (None: no API); C{(site, tls)}, each
+    None when not used. Raises TlsError for unusable TLS files."""
+    if admin is None:
+        return None, None
+    fleet_prefix = settings.etcd_prefix if member is not None else None
+    ready = (lambda: member.caught_up) if member is not None else (lambda: True)
+    site = admin_api.make_site(live, token, workers, fleet_prefix, ready)
+    tls = None
+    if settings.tls_cert and admin[0] == "tcp":
+        tls = ReloadableTls(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    admin_api.listen(reactor, admin, site, tls)
+    return site, tls
+
+
+def reload_secrets(settings, site, tls):
+    """SIGHUP: read the admin token file and the TLS files again. The old token
+    is refused from now on; open connections keep going. A file that cannot be
+    used is logged and the old secret kept."""
+    if site is not None and site.guard is not None and settings.token_file:
+        try:
+            token = open(settings.token_file).read().strip()
+        except OSError as error:
+            token, problem = "", f"cannot read {settings.token_file}: {error.strerror}"
+        else:
+            problem = f"{settings.token_file} is empty"
+        if token:
+            site.guard.token = token.encode()
+            log.info("SIGHUP: admin token read again from {path}", path=settings.token_file)
+        else:
+            log.error("SIGHUP: {problem}; the admin token is unchanged", problem=problem)
+    if tls is not None:
+        try:
+            tls.reload()
+            log.info("SIGHUP: TLS certificate and key read again")
+        except TlsError as error:
+            log.error("SIGHUP: {error}; the TLS certificate is unchanged", error=str(error))
 
 
 def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=None):
@@ -373,12 +438,13 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
     workers = None
     if settings.workers > 1 and parent is None:
         workers = Workers(reactor, live, settings)
-    if admin is not None:
-        fleet_prefix = settings.etcd_prefix if settings.etcd else None
-        admin_api.listen(reactor, admin, admin_api.make_site(live, token, workers, fleet_prefix))
+    member = _fleet_member(reactor, settings, live, workers)
+    site, tls = _open_admin(reactor, admin, settings, live, token, workers, member)
     runtime.startService()
     reactor.addSystemEventTrigger("before", "shutdown", runtime.stopService)
-    signals = SignalHandler(reactor, runtime if workers is None else workers)
+    signals = SignalHandler(
+        reactor, runtime if workers is None else workers, lambda: reload_secrets(settings, site, tls)
+    )
     signals.install()
     for listener in runtime:
         print(f"listening {listener.name}", file=out)
@@ -389,17 +455,7 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
         reactor.addSystemEventTrigger("before", "shutdown", workers.stopService)
     if parent is not None:
         watch_parent(reactor, lambda: signals.handle("main exited"), parent)
-    if settings.etcd:
-        member = fleet.FleetMember(
-            reactor,
-            fleet.Gateway(reactor, settings.etcd),
-            settings.etcd_prefix,
-            settings.node,
-            live,
-            live.apply_sliced if workers is None else workers.apply,
-            importlib.metadata.version("l4plan"),
-            settings.node_ttl,
-        )
+    if member is not None:
         member.startService()
         reactor.addSystemEventTrigger("before", "shutdown", member.stopService)
         print(f"fleet {settings.etcd_prefix} as node {settings.node}", file=out)

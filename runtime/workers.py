@@ -188,7 +188,10 @@ class Workers(Service):
                 shutil.copyfile(saved, data_dir / name)
             else:
                 (data_dir / name).unlink(missing_ok=True)
-        settings = json.dumps(asdict(replace(self._settings, data_dir=str(data_dir))))
+        # Worker 0 alone follows a fleet and serves the admin API over TCP.
+        own = replace(self._settings, data_dir=str(data_dir), etcd=(), node=None, token_file=None,
+                      tls_cert=None, tls_key=None, tls_client_ca=None)
+        settings = json.dumps(asdict(own))
         self._ended[child.index] = defer.Deferred()
         self._reactor.spawnProcess(
             child,

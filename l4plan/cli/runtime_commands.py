@@ -168,9 +168,26 @@ def runtime():
 @click.option(
     "--token-file",
     type=click.Path(dir_okay=False),
-    help="File holding the bearer token the admin API requires over TCP.",
+    help="File holding the bearer token the admin API requires over TCP; read again on SIGHUP.",
 )
-def serve(admin, token_file, **options):
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False),
+    help="Serve the tcp: admin API over TLS with this PEM certificate (chain); read again on SIGHUP.",
+)
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="The PEM key of --tls-cert.")
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(dir_okay=False),
+    help="Mutual TLS: refuse admin clients without a certificate signed by this CA.",
+)
+@click.option(
+    "--insecure-admin",
+    is_flag=True,
+    help="Allow a plain-HTTP tcp: admin API on an address other than loopback "
+    "(the token would cross the network in cleartext).",
+)
+def serve(admin, token_file, insecure_admin, **options):
     """Run the proxy runtime in the foreground until SIGTERM or SIGINT.
 
     Prints one "listening PROTOCOL ADDRESS:PORT" line per edge socket, the
@@ -184,8 +201,11 @@ def serve(admin, token_file, **options):
 
     from l4plan.runtime.document import DocumentError
     from l4plan.runtime.serve import Settings, run
+    from l4plan.runtime.tls import TlsError
 
     endpoint, token = _admin_endpoint(admin, token_file)
+    _check_tls(endpoint, options, insecure_admin)
+    options["token_file"] = token_file
     if options["etcd"]:
         options["node"] = options["node"] or socket.gethostname()
     elif options["node"]:
@@ -200,6 +220,32 @@ def serve(admin, token_file, **options):
         raise click.ClickException(
             f"{error}\nAnother process uses this port; stop it or change the rule."
         ) from error
+    except TlsError as error:
+        raise click.ClickException(f"{error}; fix --tls-cert, --tls-key or --tls-client-ca") from None
+
+
+def _check_tls(endpoint, options, insecure_admin):
+    """TLS options that fit together, and no cleartext token off loopback."""
+    cert, key, client_ca = options["tls_cert"], options["tls_key"], options["tls_client_ca"]
+    if (cert is None) != (key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if client_ca and not cert:
+        raise click.UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+    if cert and (endpoint is None or endpoint[0] != "tcp"):
+        raise click.UsageError("--tls-cert is for --admin tcp:HOST:PORT")
+    if endpoint is not None and endpoint[0] == "tcp" and not cert and not insecure_admin:
+        if not _is_loopback(endpoint[1]):
+            raise click.UsageError(
+                f"--admin tcp:{endpoint[1]}:{endpoint[2]} is not loopback: give --tls-cert and "
+                "--tls-key so the token does not cross the network in cleartext (or --insecure-admin)"
+            )
+
+
+def _is_loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _admin_endpoint(admin, token_file):

@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from runtime_helpers import read_until
+from runtime_helpers import L4PLAN, read_until
 
 ORIGIN_SERVER = str(Path(__file__).with_name("origin_server.py"))
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
-L4PLAN = shutil.which("l4plan") or str(Path(sys.executable).with_name("l4plan"))
 
 
 class Processes:

@@ -5,11 +5,17 @@ import json
 import os
 import random
 import select
+import shutil
 import socket
+import sys
 import time
+from pathlib import Path
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+#: The l4plan command of this environment, for the tests that run it as a process.
+L4PLAN = shutil.which("l4plan") or str(Path(sys.executable).with_name("l4plan"))
 
 
 def make_rule(

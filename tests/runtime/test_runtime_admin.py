@@ -52,10 +52,12 @@ def put(site, document, generation, **options):
     "authorization", [None, b"Bearer wrong", b"Basic the-token", b"Bearer the-token2"]
 )
 def test_token_required_over_tcp(live, authorization):
-    """Without the right bearer token every path answers 401 and a PUT changes nothing."""
+    """Without the right bearer token every path but the probes answers 401 and
+    a PUT changes nothing."""
     site = admin.make_site(live, TOKEN)
     headers = [(b"authorization", authorization)] if authorization else []
-    assert call(site, b"GET", b"/healthz", headers=headers)[0] == 401
+    for path in (b"/v1/config", b"/v1/status", b"/metrics", b"/nothing"):
+        assert call(site, b"GET", path, headers=headers)[0] == 401
     body = json.dumps(DOCUMENT).encode()
     status, answer = call(site, b"PUT", b"/v1/config", body, [*headers, (b"if-match", b"0")])
     assert (status, answer["error"]) == (
@@ -63,6 +65,22 @@ def test_token_required_over_tcp(live, authorization):
         "a valid bearer token is required (Authorization: Bearer TOKEN)",
     )
     assert live.generation == 0 and live.runtime.listeners() == {}
+
+
+def test_probes_answer_without_a_token_and_say_nothing_else(live):
+    site = admin.make_site(live, TOKEN, ready=lambda: False)
+    assert call(site, b"GET", b"/healthz") == (200, {"status": "ok"})
+    assert call(site, b"GET", b"/readyz") == (503, {"status": "not ready"})
+    assert call(admin.make_site(live, TOKEN), b"GET", b"/readyz") == (200, {"status": "ready"})
+
+
+def test_a_new_token_replaces_the_old(live):
+    site = admin.make_site(live, TOKEN)
+    site.guard.token = b"rotated"
+    old = [(b"authorization", b"Bearer the-token")]
+    new = [(b"authorization", b"Bearer rotated")]
+    assert call(site, b"GET", b"/v1/status", headers=old)[0] == 401
+    assert call(site, b"GET", b"/v1/status", headers=new)[0] == 200
 
 
 def test_right_token_passes(live):

@@ -10,8 +10,7 @@ import uuid
 from contextlib import contextmanager
 
 import pytest
-from conftest import L4PLAN
-from runtime_helpers import connect, free_ports
+from runtime_helpers import L4PLAN, connect, free_ports
 
 from benchmarks.fleet_converge import fleet_figure
 from tests.processes import started

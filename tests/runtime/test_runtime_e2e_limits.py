@@ -14,7 +14,7 @@ from runtime_helpers import (
 )
 
 from l4plan.admin_client import AdminClient
-from tests.runtime.conftest import L4PLAN
+from tests.runtime.runtime_helpers import L4PLAN
 
 
 def closed_by_peer(sock):

@@ -1,0 +1,58 @@
+# -*- test-case-name: tests.runtime.test_runtime_e2e_tls -*-
+"""The admin API's TLS: a server certificate and key, and optionally a client CA.
+
+Twisted's TLS (pyOpenSSL) is reached only from here. The context is built
+from the files at start and again on SIGHUP; connections already open keep
+the context they were made with. With a client CA, a client without a
+certificate signed by it is refused in the handshake (mutual TLS).
+"""
+
+from pathlib import Path
+
+from twisted.internet.ssl import Certificate, PrivateCertificate
+from twisted.logger import Logger
+
+log = Logger()
+
+
+class TlsError(Exception):
+    """A certificate, key or CA file cannot be used; the message names it."""
+
+
+class ReloadableTls:
+    """An old-style context factory whose context can be built again."""
+
+    def __init__(self, cert_file, key_file, client_ca=None):
+        self.files = (cert_file, key_file, client_ca)
+        self._options = _options(*self.files)
+
+    def getContext(self):
+        return self._options.getContext()
+
+    def reload(self):
+        """Build the context again from the files; on an error keep the old one and raise."""
+        self._options = _options(*self.files)
+
+
+def _read(path, what):
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise TlsError(f"cannot read the {what} {path}: {error.strerror}") from None
+
+
+def _options(cert_file, key_file, client_ca):
+    pem = _read(cert_file, "TLS certificate") + b"\n" + _read(key_file, "TLS key")
+    try:
+        certificate = PrivateCertificate.loadPEM(pem)
+    except Exception as error:  # pyOpenSSL raises its own Error types, or ValueError
+        raise TlsError(f"{cert_file} and {key_file} are not a PEM certificate and its key: {error}") from None
+    if client_ca is None:
+        return certificate.options()
+    try:
+        authority = Certificate.loadPEM(_read(client_ca, "client CA"))
+    except TlsError:
+        raise
+    except Exception as error:
+        raise TlsError(f"{client_ca} is not a PEM CA certificate: {error}") from None
+    return certificate.options(authority)
