@@ -79,7 +79,7 @@ class Client:
             except urllib.error.HTTPError as error:
                 raise EtcdError(f"{endpoint}: {_reason(error)}") from None
             except (OSError, ValueError) as error:
-                unreachable.append(f"{endpoint}: {getattr(error, 'reason', None) or error}")
+                unreachable.append(f"{endpoint}: {_why(error)}")
         raise EtcdError("no endpoint answered (" + "; ".join(unreachable) + ")")
 
     # --- the calls the backends use -----------------------------------------
@@ -138,6 +138,17 @@ def revision_is(key, target, revision):
     """A txn comparison: ``key``'s ``target`` (MOD or CREATE) revision equals ``revision``."""
     field = "mod_revision" if target == "MOD" else "create_revision"
     return {"key": b64(key), "target": target, "result": "EQUAL", field: str(revision)}
+
+
+def _why(error):
+    """What stopped a request, in a line; a TLS problem says which setting fixes it."""
+    reason = error if isinstance(error, ssl.SSLError) else getattr(error, "reason", None) or error
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return f"its TLS certificate is not trusted ({reason.verify_message}); set ca_file to the CA that signed it"
+    if isinstance(reason, ssl.SSLError):
+        return (f"the TLS handshake failed ({reason.reason or reason}); with client-cert-auth set "
+                "cert_file and key_file to a certificate its CA signed")
+    return str(reason)
 
 
 def _reason(error):

@@ -63,8 +63,10 @@ def decode_value(value):
 class Gateway:
     """Calls to etcd's JSON gateway, moving to the next endpoint when one fails."""
 
-    def __init__(self, reactor, endpoints):
-        self.agent = Agent(reactor, connectTimeout=CONNECT_TIMEOUT)
+    def __init__(self, reactor, endpoints, tls=None):
+        """``tls`` is an IPolicyForHTTPS for ``https://`` endpoints (tls.ClientPolicy)."""
+        options = {} if tls is None else {"contextFactory": tls}
+        self.agent = Agent(reactor, connectTimeout=CONNECT_TIMEOUT, **options)
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self._current = 0
 

@@ -30,7 +30,7 @@ from l4plan.runtime.origins import HealthChecker, HostCache
 from l4plan.runtime.reconcile import LiveConfig
 from l4plan.runtime.routes import ListenerKey, compile_document
 from l4plan.runtime.tcp import PIPES, RelayFactory
-from l4plan.runtime.tls import ReloadableTls, TlsError
+from l4plan.runtime.tls import ClientPolicy, ReloadableTls, TlsError
 from l4plan.runtime.udp import MAX_DATAGRAM, UdpRelay
 from l4plan.runtime.workers import Workers, watch_parent
 
@@ -110,6 +110,9 @@ class Settings:
     etcd_prefix: str = "/l4plan/fleet/"
     node: str | None = None  # this node's name in the fleet
     node_ttl: float = 10.0  # seconds a dead node's report stays in etcd
+    etcd_ca_file: str | None = None  # TLS to the fleet's etcd: its CA, this node's certificate and key
+    etcd_cert_file: str | None = None
+    etcd_key_file: str | None = None
     token_file: str | None = None  # the admin token, read again on SIGHUP
     tls_cert: str | None = None  # the admin API's TLS certificate and key, read again on SIGHUP
     tls_key: str | None = None
@@ -370,7 +373,11 @@ def _fleet_member(reactor, settings, live, workers):
         return None
     return fleet.FleetMember(
         reactor,
-        fleet.Gateway(reactor, settings.etcd),
+        fleet.Gateway(
+            reactor,
+            settings.etcd,
+            ClientPolicy(settings.etcd_ca_file, settings.etcd_cert_file, settings.etcd_key_file),
+        ),
         settings.etcd_prefix,
         settings.node,
         live,

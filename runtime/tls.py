@@ -1,16 +1,21 @@
 # -*- test-case-name: tests.runtime.test_runtime_e2e_tls -*-
-"""The admin API's TLS: a server certificate and key, and optionally a client CA.
+"""TLS, with Twisted's TLS (pyOpenSSL) reached only from here.
 
-Twisted's TLS (pyOpenSSL) is reached only from here. The context is built
-from the files at start and again on SIGHUP; connections already open keep
-the context they were made with. With a client CA, a client without a
-certificate signed by it is refused in the handshake (mutual TLS).
+The admin API's server side: a certificate and key, and optionally a client
+CA. The context is built from the files at start and again on SIGHUP;
+connections already open keep the context they were made with. With a client
+CA, a client without a certificate signed by it is refused in the handshake
+(mutual TLS). The fleet's etcd client side: the CA to check etcd's
+certificate against and this node's certificate, for twisted.web's Agent.
 """
 
 from pathlib import Path
 
-from twisted.internet.ssl import Certificate, PrivateCertificate
+from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
 from twisted.logger import Logger
+from twisted.web.client import BrowserLikePolicyForHTTPS
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
 
 log = Logger()
 
@@ -56,3 +61,25 @@ def _options(cert_file, key_file, client_ca):
     except Exception as error:
         raise TlsError(f"{client_ca} is not a PEM CA certificate: {error}") from None
     return certificate.options(authority)
+
+
+@implementer(IPolicyForHTTPS)
+class ClientPolicy:
+    """How the fleet's etcd client checks etcd (``ca_file``, else the system's
+    CAs) and shows itself (``cert_file`` and ``key_file``, for mutual TLS)."""
+
+    def __init__(self, ca_file=None, cert_file=None, key_file=None):
+        self._ca = Certificate.loadPEM(_read(ca_file, "etcd CA")) if ca_file else None
+        self._client = None
+        if cert_file:
+            pem = _read(cert_file, "etcd client certificate") + b"\n" + _read(key_file, "etcd client key")
+            try:
+                self._client = PrivateCertificate.loadPEM(pem)
+            except Exception as error:
+                raise TlsError(f"{cert_file} and {key_file} are not a PEM certificate and its key: {error}") from None
+        self._default = BrowserLikePolicyForHTTPS()
+
+    def creatorForNetloc(self, hostname, port):
+        if self._ca is None and self._client is None:
+            return self._default.creatorForNetloc(hostname, port)
+        return optionsForClientTLS(hostname.decode("ascii"), trustRoot=self._ca, clientCertificate=self._client)

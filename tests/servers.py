@@ -13,10 +13,13 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 import urllib.request
+
+import trustme
 
 PG_USER = "l4plan-pg"
 PG_PASSWORD = "s3cret-pw"
@@ -96,10 +99,25 @@ class Postgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-class Etcd:
-    """An etcd cluster of ``size`` members on 127.0.0.1."""
+def write_certificates(directory):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as
+    ca.pem, server.pem/.key and client.pem/.key in ``directory``."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(f"{directory}/ca.pem")
+    for name, identity in (("server", "127.0.0.1"), ("client", "l4plan-client")):
+        cert = ca.issue_cert(identity)
+        cert.cert_chain_pems[0].write_to_path(f"{directory}/{name}.pem")
+        cert.private_key_pem.write_to_path(f"{directory}/{name}.key")
+    return directory
 
-    def __init__(self, size=1):
+
+class Etcd:
+    """An etcd cluster of ``size`` members on 127.0.0.1; with ``tls`` (a
+    directory holding ca.pem, server.pem and server.key) clients speak https
+    and need a certificate that CA signed."""
+
+    def __init__(self, size=1, tls=None):
+        self.tls = tls
         if not shutil.which("etcd"):
             raise ServerMissing("etcd is not installed (apt-get install etcd-server)")
         self.root = tempfile.mkdtemp(prefix="l4plan-etcd-")
@@ -114,7 +132,8 @@ class Etcd:
             self.wait_ready(name)
 
     def url(self, name):
-        return f"http://127.0.0.1:{self.client_ports[name]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.client_ports[name]}"
 
     @property
     def endpoints(self):
@@ -128,16 +147,29 @@ class Etcd:
              "--listen-client-urls", client, "--advertise-client-urls", client,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
              "--initial-cluster", cluster, "--initial-cluster-token", self.root,
-             "--heartbeat-interval", "50", "--election-timeout", "500"],
+             "--heartbeat-interval", "50", "--election-timeout", "500", *self._tls_flags()],
             stdout=log, stderr=log,
         )
         log.close()
+
+    def _tls_flags(self):
+        if not self.tls:
+            return []
+        return ["--cert-file", f"{self.tls}/server.pem", "--key-file", f"{self.tls}/server.key",
+                "--trusted-ca-file", f"{self.tls}/ca.pem", "--client-cert-auth"]
+
+    def _context(self):
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=f"{self.tls}/ca.pem")
+        context.load_cert_chain(f"{self.tls}/client.pem", f"{self.tls}/client.key")
+        return context
 
     def call(self, name, path, body):
         request = urllib.request.Request(
             f"{self.url(name)}/v3/{path}", json.dumps(body).encode(), method="POST"
         )
-        with urllib.request.urlopen(request, timeout=5) as answer:
+        with urllib.request.urlopen(request, timeout=5, context=self._context()) as answer:
             return json.loads(answer.read())
 
     def wait_ready(self, name):

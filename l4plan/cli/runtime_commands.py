@@ -151,6 +151,9 @@ def runtime():
     help="The fleet's key prefix in etcd (the fleet provider's prefix).",
 )
 @click.option("--node", help="This node's name in the fleet [default: the host name].")
+@click.option("--etcd-ca-file", type=click.Path(dir_okay=False), help="With https:// etcd: the CA of etcd's certificate [default: the system's].")
+@click.option("--etcd-cert-file", type=click.Path(dir_okay=False), help="With https:// etcd and client-cert-auth: this node's certificate.")
+@click.option("--etcd-key-file", type=click.Path(dir_okay=False), help="The key of --etcd-cert-file.")
 @click.option(
     "--node-ttl",
     default=10.0,
@@ -221,7 +224,7 @@ def serve(admin, token_file, insecure_admin, **options):
             f"{error}\nAnother process uses this port; stop it or change the rule."
         ) from error
     except TlsError as error:
-        raise click.ClickException(f"{error}; fix --tls-cert, --tls-key or --tls-client-ca") from None
+        raise click.ClickException(str(error)) from None
 
 
 def _check_tls(endpoint, options, insecure_admin):

@@ -14,7 +14,7 @@ from runtime_helpers import L4PLAN, connect, free_ports
 
 from benchmarks.fleet_converge import fleet_figure
 from tests.processes import started
-from tests.servers import Etcd
+from tests.servers import Etcd, write_certificates
 
 NODES = ("n2", "n3", "n4")
 LOAD_ROUNDS = 2000  # bounds the load loop; it stops when the applies are done
@@ -40,21 +40,22 @@ class Fleet:
     def address(self, node):
         return f"127.0.0.{node[1:]}"
 
-    def start(self, node):
+    def start(self, node, *extra):
         data = self.tmp_path / node
         data.mkdir(exist_ok=True)
         self.nodes[node] = self.processes.start(
             [L4PLAN, "runtime", "serve", "--data-dir", data, "--bind", self.address(node),
              "--admin", f"unix:{data}/admin.sock", "--etcd", ",".join(self.etcd.endpoints),
-             "--etcd-prefix", self.prefix, "--node", node, "--node-ttl", "2"],
+             "--etcd-prefix", self.prefix, "--node", node, "--node-ttl", "2", *extra],
             node,
         )
         return self.nodes[node]
 
-    def configure(self, *apps):
+    def configure(self, *apps, tls=None):
+        files = "".join(f'  {k} = "{v}"\n' for k, v in (tls or {}).items())
         provider = (
             f'provider "fleet" {{\n  endpoints = {list(self.etcd.endpoints)!r}\n'
-            f'  prefix = "{self.prefix}"\n  wait_timeout = "20s"\n}}\n'
+            f'  prefix = "{self.prefix}"\n  wait_timeout = "20s"\n{files}}}\n'
         ).replace("'", '"')
         (self.config / "main.l4.hcl").write_text(SITE + provider + "".join(apps))
 
@@ -290,3 +291,24 @@ def test_plan_shows_the_connections_open_on_every_node(fleet, cli):
     finally:
         for stream in streams:
             stream.close()
+
+
+def test_a_fleet_over_mutual_tls(processes, tmp_path, cli, start_origin):
+    """etcd on https with client-cert-auth: nodes and apply both show certificates."""
+    certs = write_certificates(tmp_path)
+    etcd = started(Etcd, 1, certs)
+    try:
+        fleet = Fleet(processes, tmp_path, etcd)
+        fleet.origin, fleet.edge, _ = free_ports(3)
+        start_origin("echo", "127.0.0.1", fleet.origin)
+        files = {"ca_file": f"{certs}/ca.pem", "cert_file": f"{certs}/client.pem", "key_file": f"{certs}/client.key"}
+        for node in NODES:
+            fleet.start(node, *(a for k, v in files.items() for a in (f"--etcd-{k.replace('_', '-')}", v)))
+        fleet.configure(app("game", fleet.edge, fleet.origin), tls=files)
+        result = fleet.l4plan(cli, "apply", "--auto-approve")
+        assert result.exit_code == 0, result.output
+        assert "3/3 nodes converged" in result.stderr
+        for node in NODES:
+            assert echoes(fleet.address(node), fleet.edge)
+    finally:
+        etcd.close()

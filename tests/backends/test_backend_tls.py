@@ -1,0 +1,43 @@
+"""The etcd backend over https with client-certificate authentication."""
+
+import pytest
+
+from l4plan.model import Settings
+from l4plan.state import Resource, StateError, open_backend
+from tests.processes import started
+from tests.servers import Etcd, write_certificates
+
+
+@pytest.fixture(scope="module")
+def tls_etcd(tmp_path_factory):
+    directory = write_certificates(tmp_path_factory.mktemp("etcd-tls"))
+    server = started(Etcd, 1, directory)
+    yield server, directory
+    server.close()
+
+
+def test_the_etcd_backend_over_mutual_tls(tls_etcd, tmp_path):
+    server, certs = tls_etcd
+    files = {"ca_file": f"{certs}/ca.pem", "cert_file": f"{certs}/client.pem", "key_file": f"{certs}/client.key"}
+    backend = open_backend(Settings("etcd", {"endpoints": server.endpoints, **files}), tmp_path)
+    with backend.lock("apply"):
+        base = backend.read()
+        written = backend.write(base, base.state.with_resource(Resource.at("application.a", {"domain": "a.example.com"})))
+    assert backend.read() == written
+    backend.close()
+
+
+@pytest.mark.parametrize("files", [{}, {"ca_file": "ca.pem"}], ids=["no CA", "no client certificate"])
+def test_the_etcd_backend_without_the_right_files_is_one_clear_error(tls_etcd, tmp_path, files):
+    server, certs = tls_etcd
+    files = {k: f"{certs}/{v}" for k, v in files.items()}
+    backend = open_backend(Settings("etcd", {"endpoints": server.endpoints, **files}), tmp_path)
+    with pytest.raises(StateError) as caught:
+        backend.read()
+    message = str(caught.value)
+    assert message.startswith(f'backend "etcd" ({server.endpoints[0]}, key /l4plan/state/default): cannot read the state')
+    if "ca_file" in files:
+        assert "the TLS handshake failed" in message and "set cert_file and key_file" in message
+    else:
+        assert "its TLS certificate is not trusted (unable to get local issuer certificate); set ca_file" in message
+    assert "\n" not in message
