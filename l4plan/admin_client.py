@@ -64,7 +64,7 @@ def tls_context(ca_file=None, cert_file=None, key_file=None):
         if cert_file:
             context.load_cert_chain(cert_file, key_file)
     except (OSError, ssl.SSLError) as error:
-        files = ", ".join(f for f in (ca_file, cert_file, key_file) if f)
+        files = ", ".join(str(f) for f in (ca_file, cert_file, key_file) if f)
         raise ValueError(f"cannot load the TLS files {files}: {getattr(error, 'strerror', None) or error}") from None
     return context
 

@@ -45,9 +45,13 @@ class Client:
         self._token, self._token_time = None, 0.0
         self._context = None
         if any(e.startswith("https://") for e in self.endpoints):
-            self._context = ssl.create_default_context(cafile=ca_file)
-            if cert_file:
-                self._context.load_cert_chain(cert_file, key_file)
+            try:
+                self._context = ssl.create_default_context(cafile=ca_file)
+                if cert_file:
+                    self._context.load_cert_chain(cert_file, key_file)
+            except (OSError, ssl.SSLError) as error:
+                files = ", ".join(str(f) for f in (ca_file, cert_file, key_file) if f)
+                raise EtcdError(f"cannot load the TLS files {files}: {getattr(error, 'strerror', None) or error}") from None
 
     def call(self, path, body):
         """The JSON answer of ``POST /v3/PATH`` on the first endpoint that answers."""

@@ -45,12 +45,15 @@ class FleetProvider(Provider):
         self.prefix = settings["prefix"]
         self.wait_timeout = parse_duration(settings["wait_timeout"])
         self.on_failure = settings["on_failure"]
-        self.client = etcd.Client(
-            self.endpoints,
-            settings.get("username"),
-            settings.get("password"),
-            *(str(workdir / settings[k]) if settings.get(k) else None for k in ("ca_file", "cert_file", "key_file")),
-        )
+        try:
+            self.client = etcd.Client(
+                self.endpoints,
+                settings.get("username"),
+                settings.get("password"),
+                *(str(workdir / settings[k]) if settings.get(k) else None for k in ("ca_file", "cert_file", "key_file")),
+            )
+        except etcd.EtcdError as error:
+            raise ProviderError(f"{error}; fix ca_file, cert_file or key_file in the provider block") from None
         self.out = out or sys.stderr
         self._seen = None  # mod_revision of the desired document when read
 

@@ -35,12 +35,15 @@ class EtcdBackend(Backend):
         self.key = settings["prefix"] + settings["name"]
         self.lock_key = self.key + ".lock"
         self.ttl = parse_duration(settings["lock_ttl"])
-        self.client = etcd.Client(
-            self.endpoints,
-            settings.get("username"),
-            settings.get("password"),
-            *(_path(workdir, settings.get(k)) for k in ("ca_file", "cert_file", "key_file")),
-        )
+        try:
+            self.client = etcd.Client(
+                self.endpoints,
+                settings.get("username"),
+                settings.get("password"),
+                *(_path(workdir, settings.get(k)) for k in ("ca_file", "cert_file", "key_file")),
+            )
+        except etcd.EtcdError as error:
+            raise StateError(f"{self.describe()}: {error}; fix ca_file, cert_file or key_file") from None
         self._keepers = {}
 
     def describe(self):

@@ -41,3 +41,12 @@ def test_the_etcd_backend_without_the_right_files_is_one_clear_error(tls_etcd, t
     else:
         assert "its TLS certificate is not trusted (unable to get local issuer certificate); set ca_file" in message
     assert "\n" not in message
+
+
+def test_a_missing_tls_file_of_the_etcd_backend_is_named(tmp_path):
+    with pytest.raises(StateError) as caught:
+        open_backend(Settings("etcd", {"endpoints": ["https://127.0.0.1:2379"], "ca_file": "missing.pem"}), tmp_path)
+    assert str(caught.value) == (
+        f'backend "etcd" (https://127.0.0.1:2379, key /l4plan/state/default): cannot load the TLS files '
+        f"{tmp_path}/missing.pem: No such file or directory; fix ca_file, cert_file or key_file"
+    )
