@@ -10,11 +10,12 @@ from l4plan.render.markdown import MARKER
 
 yaml = pytest.importorskip("yaml")
 
-WORKFLOW = Path(__file__).parents[2] / "examples" / "ci" / "l4plan.yml"
+EXAMPLES = Path(__file__).parents[2] / "examples" / "ci"
+WORKFLOWS = (EXAMPLES / "l4plan.yml", EXAMPLES / "hosted" / "l4plan.yml")
 
 
-def workflow():
-    return yaml.safe_load(WORKFLOW.read_text())
+def workflow(path=WORKFLOWS[0]):
+    return yaml.safe_load(path.read_text())
 
 
 def invocations(job):
@@ -32,18 +33,20 @@ def subcommand(words):
     return main.commands[words[3]], words[4:]
 
 
-def test_every_flag_exists():
-    """Every option the workflow passes is an option of that l4plan command."""
-    for job in workflow()["jobs"].values():
+@pytest.mark.parametrize("path", WORKFLOWS, ids=["self-hosted", "hosted"])
+def test_every_flag_exists(path):
+    """Every option a workflow passes is an option of that l4plan command."""
+    for job in workflow(path)["jobs"].values():
         for words in invocations(job):
             command, arguments = subcommand(words)
             known = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
             assert {a for a in arguments if a.startswith("-")} <= known, words
 
 
-def test_jobs_check_plan_then_apply_the_saved_plan():
+@pytest.mark.parametrize("path", WORKFLOWS, ids=["self-hosted", "hosted"])
+def test_jobs_check_plan_then_apply_the_saved_plan(path):
     """check runs fmt --check and validate; plan saves and comments; apply uses the file."""
-    jobs = workflow()["jobs"]
+    jobs = workflow(path)["jobs"]
     names = {
         job: [subcommand(w)[0].name for w in invocations(jobs[job])] for job in jobs
     }

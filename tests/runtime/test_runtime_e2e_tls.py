@@ -4,12 +4,18 @@ the real CLI, a real runtime process, real sockets."""
 import datetime
 import http.client
 import json
+import os
+import re
+import shutil
 import signal
 import ssl
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import trustme
+import yaml
 from runtime_helpers import L4PLAN, connect, free_ports
 
 SITE = 'site "example.com" {\n  plan = "enterprise"\n}\n'
@@ -201,3 +207,58 @@ def test_a_wrong_token_says_where_it_came_from(tls_runtime, project, cli, pki, m
     assert result.exit_code == 1
     assert f"the runtime on https://127.0.0.1:{port} refused the admin token from $L4PLAN_RUNTIME_TOKEN" in result.stderr
     assert "not-the-token" not in result.output
+
+
+HOSTED = Path(__file__).parents[2] / "examples" / "ci" / "hosted"
+
+
+def run_job(job, env, given):
+    """Run the ``run`` steps of a workflow job with bash, as a hosted runner
+    would (the ``pip install`` lines aside: l4plan is installed here)."""
+    def expand(value):
+        return re.sub(r"\$\{\{\s*(?:secrets|vars)\.(\w+)\s*\}\}", lambda m: given[m[1]], str(value))
+
+    job_env = {**env, **{k: expand(v) for k, v in job.get("env", {}).items()}}
+    for step in job["steps"]:
+        script = "\n".join(line for line in step.get("run", "").splitlines() if not line.startswith("pip install"))
+        if not script.strip():
+            continue
+        step_env = {**job_env, **{k: expand(v) for k, v in step.get("env", {}).items()}}
+        done = subprocess.run(["bash", "-eo", "pipefail", "-c", script], env=step_env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (step.get("name"), done.stdout, done.stderr)
+
+
+def test_the_hosted_ci_workflow_runs_its_shell_steps(tls_runtime, pki, postgres, tmp_path, start_origin):
+    """examples/ci/hosted: check, plan and apply, step by step, against a real
+    PostgreSQL and a runtime over TLS, every secret an environment variable."""
+    _, port = tls_runtime()
+    edge, origin = free_ports(2)
+    start_origin("echo", "127.0.0.1", origin)
+    infra = tmp_path / "infra"
+    shutil.copytree(HOSTED / "infra", infra)
+    main = infra / "main.l4.hcl"
+    main.write_text(main.read_text().replace('"17000"', f'"{origin}"').replace('"7000"', f'"{edge}"'))
+    temp = tmp_path / "runner"
+    temp.mkdir()
+    given = {
+        "L4PLAN_PG_CONN_STR": postgres.url,
+        "L4PLAN_RUNTIME_TOKEN": TOKEN,
+        "L4PLAN_RUNTIME_CA": (pki.directory / "ca.pem").read_text(),
+        "L4PLAN_RUNTIME_ADMIN": f"https://127.0.0.1:{port}",
+    }
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "L4PLAN_DIR": str(infra), "NO_COLOR": "1",
+        "RUNNER_TEMP": str(temp), "GITHUB_OUTPUT": str(temp / "output"), "GITHUB_STEP_SUMMARY": str(temp / "summary"),
+    }
+    jobs = yaml.safe_load((HOSTED / "l4plan.yml").read_text())["jobs"]
+    for name in ("check", "plan", "apply"):
+        run_job(jobs[name], env, given)
+    assert "changes=true" in (temp / "output").read_text()
+    assert "<!-- l4plan-plan -->" in (temp / "summary").read_text()
+    with connect("127.0.0.1", edge) as stream:
+        stream.sendall(b"from ci\n")
+        assert stream.recv(8) == b"from ci\n"
+    (temp / "output").write_text("")
+    run_job(jobs["plan"], env, given)
+    assert (temp / "output").read_text() == "changes=false\n"
+    assert postgres.url.split("@")[0].split(":")[-1] not in (temp / "summary").read_text()
