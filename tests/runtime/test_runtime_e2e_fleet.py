@@ -51,6 +51,26 @@ class Fleet:
         )
         return self.nodes[node]
 
+    def reported(self):
+        """The names of the nodes whose report is in etcd."""
+        prefix = f"{self.prefix}nodes/"
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        answer = self.etcd.call(self.etcd.names[0], "kv/range", {
+            "key": base64.b64encode(prefix.encode()).decode(),
+            "range_end": base64.b64encode(end.encode()).decode(),
+            "keys_only": True,
+        })
+        return {base64.b64decode(kv["key"]).decode()[len(prefix):] for kv in answer.get("kvs") or []}
+
+    def wait_reported(self, nodes=NODES):
+        """Wait (bounded) until every node of ``nodes`` has reported: a node is
+        ready to serve before it has read etcd, and apply waits only for those
+        it finds."""
+        deadline = time.monotonic() + 20
+        while not set(nodes) <= self.reported():
+            assert time.monotonic() < deadline, f"reported: {self.reported()}"
+            time.sleep(0.02)
+
     def configure(self, *apps, tls=None):
         files = "".join(f'  {k} = "{v}"\n' for k, v in (tls or {}).items())
         provider = (
@@ -77,6 +97,7 @@ def fleet(processes, tmp_path, etcd, start_origin):
     start_origin("echo", "127.0.0.1", made.origin)
     for node in NODES:
         made.start(node)
+    made.wait_reported()
     return made
 
 
@@ -153,6 +174,7 @@ def test_etcd_away_nodes_keep_serving_and_catch_up(processes, tmp_path, cli, sta
         start_origin("echo", "127.0.0.1", fleet.origin)
         for node in NODES:
             fleet.start(node)
+        fleet.wait_reported()
         fleet.configure(app("game", fleet.edge, fleet.origin))
         assert fleet.l4plan(cli, "apply", "--auto-approve").exit_code == 0
         etcd.kill(etcd.names[0])
@@ -163,7 +185,7 @@ def test_etcd_away_nodes_keep_serving_and_catch_up(processes, tmp_path, cli, sta
         for node in NODES:
             assert echoes(fleet.address(node), fleet.edge)
         processes.stop(fleet.nodes["n3"])
-        fleet.start("n3")
+        fleet.start("n3")  # etcd is away: it cannot report, it serves what it persisted
         assert echoes("127.0.0.3", fleet.edge)
         etcd.start_again(etcd.names[0])
         fleet.configure(app("game", fleet.edge, fleet.origin), app("chat", fleet.edge2, fleet.origin))
@@ -246,6 +268,7 @@ def test_the_etcd_leader_killed_mid_apply(processes, tmp_path, cli, start_origin
         start_origin("echo", "127.0.0.1", fleet.origin)
         for node in NODES:
             fleet.start(node)
+        fleet.wait_reported()
         fleet.configure(app("game", fleet.edge, fleet.origin))
         assert fleet.l4plan(cli, "apply", "--auto-approve").exit_code == 0
         fleet.configure(app("game", fleet.edge, fleet.origin), app("chat", fleet.edge2, fleet.origin))
@@ -304,6 +327,7 @@ def test_a_fleet_over_mutual_tls(processes, tmp_path, cli, start_origin):
         files = {"ca_file": f"{certs}/ca.pem", "cert_file": f"{certs}/client.pem", "key_file": f"{certs}/client.key"}
         for node in NODES:
             fleet.start(node, *(a for k, v in files.items() for a in (f"--etcd-{k.replace('_', '-')}", v)))
+        fleet.wait_reported()
         fleet.configure(app("game", fleet.edge, fleet.origin), tls=files)
         result = fleet.l4plan(cli, "apply", "--auto-approve")
         assert result.exit_code == 0, result.output
