@@ -9,6 +9,7 @@ says it expired. The standard library's HTTP client is enough for this.
 
 import base64
 import json
+import os
 import ssl
 import time
 import urllib.error
@@ -113,6 +114,13 @@ class Client:
         except EtcdError as error:
             if "lease not found" not in str(error):
                 raise
+
+
+def client_of(settings, workdir):
+    """The Client of a backend or provider block (endpoints, username,
+    password, ca_file, cert_file, key_file; files relative to ``workdir``)."""
+    files = (os.path.join(workdir, settings[k]) if settings.get(k) else None for k in ("ca_file", "cert_file", "key_file"))
+    return Client(settings["endpoints"], settings.get("username"), settings.get("password"), *files)
 
 
 def _kv(kv):

@@ -46,12 +46,7 @@ class FleetProvider(Provider):
         self.wait_timeout = parse_duration(settings["wait_timeout"])
         self.on_failure = settings["on_failure"]
         try:
-            self.client = etcd.Client(
-                self.endpoints,
-                settings.get("username"),
-                settings.get("password"),
-                *(str(workdir / settings[k]) if settings.get(k) else None for k in ("ca_file", "cert_file", "key_file")),
-            )
+            self.client = etcd.client_of(settings, workdir)
         except etcd.EtcdError as error:
             raise ProviderError(f"{error}; fix ca_file, cert_file or key_file in the provider block") from None
         self.out = out or sys.stderr

@@ -12,7 +12,6 @@ not gzip (put by hand with etcdctl) is read as JSON.
 """
 
 import gzip
-import os
 import threading
 
 from l4plan import etcd
@@ -36,12 +35,7 @@ class EtcdBackend(Backend):
         self.lock_key = self.key + ".lock"
         self.ttl = parse_duration(settings["lock_ttl"])
         try:
-            self.client = etcd.Client(
-                self.endpoints,
-                settings.get("username"),
-                settings.get("password"),
-                *(_path(workdir, settings.get(k)) for k in ("ca_file", "cert_file", "key_file")),
-            )
+            self.client = etcd.client_of(settings, workdir)
         except etcd.EtcdError as error:
             raise StateError(f"{self.describe()}: {error}; fix ca_file, cert_file or key_file") from None
         self._keepers = {}
@@ -153,7 +147,3 @@ class _Keeper:
     def stop(self):
         self._stopped.set()
         self._thread.join()
-
-
-def _path(workdir, value):
-    return os.path.join(workdir, value) if value else None

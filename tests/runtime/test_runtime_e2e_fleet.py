@@ -90,15 +90,20 @@ def etcd():
     server.close()
 
 
-@pytest.fixture
-def fleet(processes, tmp_path, etcd, start_origin):
+def started_fleet(processes, tmp_path, etcd, start_origin, *node_options):
+    """Three nodes following ``etcd``, an echo origin, and ports for two rules."""
     made = Fleet(processes, tmp_path, etcd)
     made.origin, made.edge, made.edge2 = free_ports(3)
     start_origin("echo", "127.0.0.1", made.origin)
     for node in NODES:
-        made.start(node)
+        made.start(node, *node_options)
     made.wait_reported()
     return made
+
+
+@pytest.fixture
+def fleet(processes, tmp_path, etcd, start_origin):
+    return started_fleet(processes, tmp_path, etcd, start_origin)
 
 
 @contextmanager
@@ -169,12 +174,7 @@ def test_etcd_away_nodes_keep_serving_and_catch_up(processes, tmp_path, cli, sta
     restarted meanwhile serves its last document; etcd back: apply converges."""
     etcd = started(Etcd)
     try:
-        fleet = Fleet(processes, tmp_path, etcd)
-        fleet.origin, fleet.edge, fleet.edge2 = free_ports(3)
-        start_origin("echo", "127.0.0.1", fleet.origin)
-        for node in NODES:
-            fleet.start(node)
-        fleet.wait_reported()
+        fleet = started_fleet(processes, tmp_path, etcd, start_origin)
         fleet.configure(app("game", fleet.edge, fleet.origin))
         assert fleet.l4plan(cli, "apply", "--auto-approve").exit_code == 0
         etcd.kill(etcd.names[0])
@@ -263,12 +263,7 @@ def test_the_etcd_leader_killed_mid_apply(processes, tmp_path, cli, start_origin
     nodes: apply succeeds or fails in one clean line, then the next converges."""
     cluster = started(Etcd, 3)
     try:
-        fleet = Fleet(processes, tmp_path, cluster)
-        fleet.origin, fleet.edge, fleet.edge2 = free_ports(3)
-        start_origin("echo", "127.0.0.1", fleet.origin)
-        for node in NODES:
-            fleet.start(node)
-        fleet.wait_reported()
+        fleet = started_fleet(processes, tmp_path, cluster, start_origin)
         fleet.configure(app("game", fleet.edge, fleet.origin))
         assert fleet.l4plan(cli, "apply", "--auto-approve").exit_code == 0
         fleet.configure(app("game", fleet.edge, fleet.origin), app("chat", fleet.edge2, fleet.origin))
@@ -321,13 +316,9 @@ def test_a_fleet_over_mutual_tls(processes, tmp_path, cli, start_origin):
     certs = write_certificates(tmp_path)
     etcd = started(Etcd, 1, certs)
     try:
-        fleet = Fleet(processes, tmp_path, etcd)
-        fleet.origin, fleet.edge, _ = free_ports(3)
-        start_origin("echo", "127.0.0.1", fleet.origin)
         files = {"ca_file": f"{certs}/ca.pem", "cert_file": f"{certs}/client.pem", "key_file": f"{certs}/client.key"}
-        for node in NODES:
-            fleet.start(node, *(a for k, v in files.items() for a in (f"--etcd-{k.replace('_', '-')}", v)))
-        fleet.wait_reported()
+        options = [a for k, v in files.items() for a in (f"--etcd-{k.replace('_', '-')}", v)]
+        fleet = started_fleet(processes, tmp_path, etcd, start_origin, *options)
         fleet.configure(app("game", fleet.edge, fleet.origin), tls=files)
         result = fleet.l4plan(cli, "apply", "--auto-approve")
         assert result.exit_code == 0, result.output
