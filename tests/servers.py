@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import trustme
 
@@ -31,9 +32,20 @@ class ServerMissing(RuntimeError):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count):
+    """``count`` different ports free on 127.0.0.1: held open together while
+    chosen, so the kernel cannot hand out one port twice."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for one in sockets:
+            one.bind(("127.0.0.1", 0))
+        return [one.getsockname()[1] for one in sockets]
+    finally:
+        for one in sockets:
+            one.close()
 
 
 def _pg_bin(name):
@@ -64,11 +76,15 @@ class Postgres:
             f.write(PG_PASSWORD)
         if self.run_as:
             shutil.chown(password_file, PG_USER)
-        self._run(
-            _pg_bin("initdb"), "-D", self.data, "-U", "postgres", "--no-sync",
-            "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={password_file}",
-        )
-        self.start()
+        try:
+            self._run(
+                _pg_bin("initdb"), "-D", self.data, "-U", "postgres", "--no-sync",
+                "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={password_file}",
+            )
+            self.start()
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
 
     @property
     def url(self):
@@ -122,14 +138,19 @@ class Etcd:
             raise ServerMissing("etcd is not installed (apt-get install etcd-server)")
         self.root = tempfile.mkdtemp(prefix="l4plan-etcd-")
         self.names = [f"m{i}" for i in range(size)]
-        self.client_ports = {n: free_port() for n in self.names}
-        self.peer_ports = {n: free_port() for n in self.names}
+        ports = free_ports(2 * size)
+        self.client_ports = dict(zip(self.names, ports[:size]))
+        self.peer_ports = dict(zip(self.names, ports[size:]))
         self.processes = {}
         cluster = ",".join(f"{n}=http://127.0.0.1:{self.peer_ports[n]}" for n in self.names)
-        for name in self.names:
-            self._start(name, cluster)
-        for name in self.names:
-            self.wait_ready(name)
+        try:
+            for name in self.names:
+                self._start(name, cluster)
+            for name in self.names:
+                self.wait_ready(name)
+        except BaseException:
+            self.close()  # the members that did start are ended, not left running
+            raise
 
     def url(self, name):
         scheme = "https" if self.tls else "http"
@@ -180,7 +201,8 @@ class Etcd:
                 return
             except OSError:
                 if time.monotonic() > deadline or self.processes[name].poll() is not None:
-                    raise RuntimeError(f"etcd {name} did not start; see {self.root}/{name}.log")
+                    log = Path(self.root, f"{name}.log").read_text(errors="replace").splitlines()
+                    raise RuntimeError(f"etcd {name} did not start: " + " | ".join(log[-3:]))
                 time.sleep(0.05)
 
     def leader(self):
