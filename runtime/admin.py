@@ -4,8 +4,8 @@
   GET  /healthz      {"status": "ok"}
   GET  /v1/config    {"generation": N, "config": DOCUMENT}
   PUT  /v1/config    If-Match: N, body DOCUMENT -> 200 {"generation": N+1, "changes"}
-                     400 malformed JSON, 409 If-Match missing or not the current
-                     generation, 413 body over MAX_BODY, 422 invalid document,
+                     400 malformed JSON, 428 If-Match missing, 409 If-Match not
+                     the current generation, 413 body over MAX_BODY, 422 invalid document,
                      500 a listener could not be bound (or the document saved,
                      or a worker failed): rolled back, {"error", "failed": [...]};
                      503 while stopping
@@ -222,6 +222,19 @@ def _finish(request, body):
     request.finish()
 
 
+class _Leaf(Resource):
+    """A JSON resource: a method it does not serve is a 405 naming those it does."""
+
+    isLeaf = True
+
+    def render(self, request):
+        allowed = sorted(name[len("render_"):] for name in dir(self) if name.startswith("render_") and name[7:].isupper())
+        if request.method.decode("ascii", "replace") in allowed:
+            return Resource.render(self, request)
+        request.setHeader(b"allow", ", ".join(allowed).encode())
+        return _answer(request, 405, {"error": f"{request.method.decode('ascii', 'replace')} is not allowed here (allowed: {', '.join(allowed)})"})
+
+
 class _Error(Resource):
     isLeaf = True
 
@@ -261,15 +274,13 @@ class _Guard(Resource):
         return _Error(401, "a valid bearer token is required (Authorization: Bearer TOKEN)")
 
 
-class _Health(Resource):
-    isLeaf = True
+class _Health(_Leaf):
 
     def render_GET(self, request):
         return _answer(request, 200, {"status": "ok"})
 
 
-class _Ready(Resource):
-    isLeaf = True
+class _Ready(_Leaf):
 
     def __init__(self, ready):
         super().__init__()
@@ -281,10 +292,8 @@ class _Ready(Resource):
         return _answer(request, 503, {"status": "not ready"})
 
 
-class _Config(Resource):
+class _Config(_Leaf):
     """The document: read it, or replace it as a whole (optimistic concurrency)."""
-
-    isLeaf = True
 
     def __init__(self, live, workers, fleet=None):
         super().__init__()
@@ -314,6 +323,15 @@ class _Config(Resource):
             document = parse_json(request.content.read())
         except ValueError as error:
             return _answer(request, 400, {"error": f"the body is not JSON: {error}"})
+        if request.getHeader(b"if-match") is None:
+            return _answer(
+                request,
+                428,
+                {
+                    "error": "If-Match is required: the generation this document replaces (GET /v1/config)",
+                    "generation": self._live.generation,
+                },
+            )
         if self._changing or _if_match(request) != self._live.generation:
             return _answer(
                 request,
@@ -359,8 +377,7 @@ def _listener_status(listener):
     }
 
 
-class _Status(Resource):
-    isLeaf = True
+class _Status(_Leaf):
 
     def __init__(self, live, workers):
         super().__init__()
@@ -430,8 +447,7 @@ def prometheus_text(snapshot, generation):
     return "\n".join(lines) + "\n"
 
 
-class _Metrics(Resource):
-    isLeaf = True
+class _Metrics(_Leaf):
 
     def __init__(self, live, workers):
         super().__init__()

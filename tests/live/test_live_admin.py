@@ -81,7 +81,7 @@ def test_tcp_admin_needs_a_token_file(tmp_path):
 
 def test_unix_socket_is_private_and_bad_bodies_change_nothing(serve):
     """The socket is mode 0600; malformed, oversized, unconditional and invalid
-    PUTs get 400/413/409/422 and the runtime serves on as before."""
+    PUTs get 400/413/428/409/422 and the runtime serves on as before."""
     edge, origin = free_ports(2)
     serve("--admin", "unix:data/admin.sock")
     assert stat.S_IMODE(os.stat("data/admin.sock").st_mode) == 0o600
@@ -90,7 +90,8 @@ def test_unix_socket_is_private_and_bad_bodies_change_nothing(serve):
 
     assert raw_put("data/admin.sock", b"{not json", b"If-Match: 0\r\n") == 400
     assert raw_put("data/admin.sock", b" " * (8 * 1024 * 1024 + 1), b"If-Match: 0\r\n") == 413
-    assert raw_put("data/admin.sock", body) == 409
+    assert raw_put("data/admin.sock", body) == 428  # no If-Match
+    assert raw_put("data/admin.sock", body, b"If-Match: 7\r\n") == 409
     invalid = client.request("PUT", "/v1/config", {"format_version": 2}, {"If-Match": "0"})
     assert invalid.status == 422
     assert "(document): 'applications' is a required property" in invalid.body["reasons"]

@@ -83,6 +83,12 @@ def test_a_new_token_replaces_the_old(live):
     assert call(site, b"GET", b"/v1/status", headers=new)[0] == 200
 
 
+def test_a_method_a_path_does_not_serve_is_a_405_naming_those_it_does(live):
+    site = admin.make_site(live)
+    assert call(site, b"TRACE", b"/v1/status") == (405, {"error": "TRACE is not allowed here (allowed: GET, HEAD)"})
+    assert call(site, b"DELETE", b"/v1/config") == (405, {"error": "DELETE is not allowed here (allowed: GET, HEAD, PUT)"})
+
+
 def test_right_token_passes(live):
     """The bearer token lets requests through to the API."""
     site = admin.make_site(live, TOKEN)
@@ -92,13 +98,13 @@ def test_right_token_passes(live):
 
 
 def test_put_answers(live):
-    """409 without or with a stale If-Match, 400 malformed, 413 too large, 422
-    invalid, 500 on a port that cannot be bound, 200 with the changes."""
+    """428 without If-Match, 409 with a stale one, 400 malformed, 413 too large,
+    422 invalid, 500 on a port that cannot be bound, 200 with the changes."""
     site = admin.make_site(live)
     assert put(site, DOCUMENT, None) == (
-        409,
+        428,
         {
-            "error": "If-Match must be the current generation; read GET /v1/config again",
+            "error": "If-Match is required: the generation this document replaces (GET /v1/config)",
             "generation": 0,
         },
     )
