@@ -8,11 +8,13 @@ says it expired. The standard library's HTTP client is enough for this.
 """
 
 import base64
+import ipaddress
 import json
 import os
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 TIMEOUT_SECONDS = 5
@@ -42,6 +44,12 @@ class Client:
             endpoints = [endpoints]
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.username, self._password = username, password
+        cleartext = [e for e in self.endpoints if e.startswith("http://") and not _on_loopback(e)]
+        if password and cleartext:
+            raise EtcdError(
+                f"the password would cross the network in cleartext to {', '.join(cleartext)}; "
+                "use https:// endpoints (with ca_file)"
+            )
         self.timeout = timeout
         self._token, self._token_time = None, 0.0
         self._context = None
@@ -52,7 +60,10 @@ class Client:
                     self._context.load_cert_chain(cert_file, key_file)
             except (OSError, ssl.SSLError) as error:
                 files = ", ".join(str(f) for f in (ca_file, cert_file, key_file) if f)
-                raise EtcdError(f"cannot load the TLS files {files}: {getattr(error, 'strerror', None) or error}") from None
+                raise EtcdError(
+                    f"cannot load the TLS files {files}: {getattr(error, 'strerror', None) or error}; "
+                    "fix ca_file, cert_file or key_file"
+                ) from None
 
     def call(self, path, body):
         """The JSON answer of ``POST /v3/PATH`` on the first endpoint that answers."""
@@ -121,6 +132,14 @@ def client_of(settings, workdir):
     password, ca_file, cert_file, key_file; files relative to ``workdir``)."""
     files = (os.path.join(workdir, settings[k]) if settings.get(k) else None for k in ("ca_file", "cert_file", "key_file"))
     return Client(settings["endpoints"], settings.get("username"), settings.get("password"), *files)
+
+
+def _on_loopback(url):
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _kv(kv):

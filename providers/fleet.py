@@ -48,7 +48,7 @@ class FleetProvider(Provider):
         try:
             self.client = etcd.client_of(settings, workdir)
         except etcd.EtcdError as error:
-            raise ProviderError(f"{error}; fix ca_file, cert_file or key_file in the provider block") from None
+            raise ProviderError(f"{error} in the provider block") from None
         self.out = out or sys.stderr
         self._seen = None  # mod_revision of the desired document when read
 

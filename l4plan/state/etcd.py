@@ -37,7 +37,7 @@ class EtcdBackend(Backend):
         try:
             self.client = etcd.client_of(settings, workdir)
         except etcd.EtcdError as error:
-            raise StateError(f"{self.describe()}: {error}; fix ca_file, cert_file or key_file") from None
+            raise StateError(f"{self.describe()}: {error}") from None
         self._keepers = {}
 
     def describe(self):

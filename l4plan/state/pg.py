@@ -10,6 +10,7 @@ writer whose lock was broken cannot overwrite a newer state. Tables are made
 on first use under a transaction-level advisory lock keyed by the schema.
 """
 
+import ipaddress
 import os
 import threading
 from contextlib import contextmanager
@@ -25,6 +26,28 @@ from l4plan.state.locking import LockInfo
 
 CONNECT_TIMEOUT_SECONDS = 5
 SHOWN_PARAMETERS = ("host", "port", "dbname", "user")
+
+
+def encrypted_off_loopback(conn_str, environ):
+    """``{"sslmode": "require"}`` when the server is not on this machine and
+    neither conn_str nor $PGSSLMODE chose a mode: libpq's default ("prefer")
+    would send the password in cleartext to a server without TLS."""
+    try:
+        given = conninfo_to_dict(conn_str)
+    except psycopg.ProgrammingError:
+        return {}
+    if "sslmode" in given or "PGSSLMODE" in environ:
+        return {}
+    hosts = (given.get("host") or environ.get("PGHOST") or "").split(",")
+    local = all(h in ("", "localhost") or h.startswith("/") or _is_loopback(h) for h in hosts)
+    return {} if local else {"sslmode": "require"}
+
+
+def _is_loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class PgBackend(Backend):
@@ -64,7 +87,10 @@ class PgBackend(Backend):
     def _connect(self):
         try:
             return psycopg.connect(
-                self.conn_str, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+                self.conn_str,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                **encrypted_off_loopback(self.conn_str, os.environ),
             )
         except psycopg.Error as error:
             raise self._failed("cannot connect", error) from None

@@ -4,6 +4,7 @@ import pytest
 
 from l4plan.model import Settings
 from l4plan.state import Resource, StateError, open_backend
+from l4plan.state.pg import encrypted_off_loopback
 from tests.processes import started
 from tests.servers import Etcd, write_certificates
 
@@ -50,3 +51,23 @@ def test_a_missing_tls_file_of_the_etcd_backend_is_named(tmp_path):
         f'backend "etcd" (https://127.0.0.1:2379, key /l4plan/state/default): cannot load the TLS files '
         f"{tmp_path}/missing.pem: No such file or directory; fix ca_file, cert_file or key_file"
     )
+
+
+@pytest.mark.parametrize("conn_str, environ, extra", [
+    ("postgresql://u:pw@db.example.net/l4plan", {}, {"sslmode": "require"}),
+    ("postgresql://u:pw@db.example.net/l4plan?sslmode=disable", {}, {}),
+    ("postgresql://u:pw@db.example.net/l4plan", {"PGSSLMODE": "verify-full"}, {}),
+    ("postgresql://u:pw@127.0.0.1:5432/l4plan", {}, {}),
+    ("host=/run/postgresql dbname=l4plan", {}, {}),
+    ("", {"PGHOST": "db.example.net"}, {"sslmode": "require"}),
+])
+def test_pg_off_this_machine_requires_tls_unless_a_mode_is_chosen(conn_str, environ, extra):
+    assert encrypted_off_loopback(conn_str, environ) == extra
+
+
+def test_an_etcd_password_is_never_sent_in_cleartext_off_this_machine(tmp_path):
+    settings = {"endpoints": ["http://10.0.0.5:2379"], "username": "root", "password": "pw"}
+    with pytest.raises(StateError) as caught:
+        open_backend(Settings("etcd", settings), tmp_path)
+    assert "the password would cross the network in cleartext to http://10.0.0.5:2379; use https:// endpoints" in str(caught.value)
+    assert "pw" not in str(caught.value).replace("password", "")
