@@ -76,12 +76,14 @@ class Proposal:
     """A plan and the desired resources apply hands to the provider.
 
     ``desired`` is the configuration narrowed by ``--target`` (or emptied by
-    ``--destroy``, or the refreshed state for ``--refresh-only``).
+    ``--destroy``, or the refreshed state for ``--refresh-only``); ``canary``
+    names the nodes that take it first (``apply --canary``).
     """
 
     plan: Plan
     desired: dict
     refresh_only: bool = False
+    canary: tuple = ()
 
     @property
     def pending(self):
@@ -389,7 +391,7 @@ def carry_out(workspace, stored, proposal):
 def _provider_apply(workspace, stored, proposal):
     provider = workspace.provider
     try:
-        return provider.apply(proposal.plan, proposal.desired)
+        return provider.apply(proposal.plan, proposal.desired, proposal.canary)
     except OutcomeUnknown as error:
         workspace.backend.write(stored, stored.state.with_pending(proposal.desired))
         raise ApplyOutcomeUnknown(
@@ -405,7 +407,7 @@ def _provider_apply(workspace, stored, proposal):
         ) from error
 
 
-def apply(workspace, options, review):
+def apply(workspace, options, review, canary=()):
     """Plan, let ``review`` see it, apply: all under one hold of the lock.
 
     ``review(proposal)`` is shown every proposal before anything changes and
@@ -414,19 +416,19 @@ def apply(workspace, options, review):
     operation = "destroy" if options.destroy else "apply"
     with workspace.backend.lock(operation, options.lock_timeout):
         stored = workspace.backend.read()
-        proposal = make_plan(workspace, stored.state, options)
+        proposal = replace(make_plan(workspace, stored.state, options), canary=tuple(canary))
         if not review(proposal):
             raise ApplyCancelled("Apply cancelled; nothing was changed.")
         return _finish(workspace, stored, proposal)
 
 
-def apply_saved(workspace, saved, lock_timeout=0.0):
+def apply_saved(workspace, saved, lock_timeout=0.0, canary=()):
     """Apply a saved plan, only while the state is the one it was made against."""
     check_digest(saved)
     with workspace.backend.lock("apply", lock_timeout):
         stored = workspace.backend.read()
         check_fresh(saved, stored.state.lineage, stored.state.serial)
-        return _finish(workspace, stored, Proposal(saved.plan, saved.desired))
+        return _finish(workspace, stored, Proposal(saved.plan, saved.desired, canary=tuple(canary)))
 
 
 def check_digest(saved):

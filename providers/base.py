@@ -66,10 +66,19 @@ class Provider(ABC):
         """
         return {}
 
-    def apply(self, plan, desired):
-        """Make the target match ``desired``; returns identity data by address."""
+    def apply(self, plan, desired, canary=()):
+        """Make the target match ``desired``; returns identity data by address.
+
+        ``canary`` names nodes that take the change first (providers with nodes)."""
         self._check_supports(desired)
+        if canary:
+            return self._apply_canary(plan, desired, tuple(canary))
         return self._apply(plan, desired)
+
+    def _apply_canary(self, plan, desired, nodes):
+        raise ProviderError(
+            f'provider "{self.name}" has no nodes to go first: --canary is for provider "fleet"'
+        )
 
     def _check_supports(self, desired):
         for address, attributes in sorted(desired.items()):

@@ -67,6 +67,10 @@ class FleetProvider(Provider):
         return read_document(document) if document else {}
 
     def _apply(self, plan, desired):
+        return self._apply_canary(plan, desired, ())
+
+    def _apply_canary(self, plan, desired, canary):
+        """Apply; with ``canary`` nodes, to them first (PREFIX canary), then to all."""
         revision, previous, document = self.desired()
         if self._seen is not None and revision != self._seen:
             raise ProviderError(f"{self.where} was changed by someone else since the plan; run plan again")
@@ -74,8 +78,11 @@ class FleetProvider(Provider):
         check_unchanged_since(plan, running, self.READS, self.where)
         unmanaged = {a: running[a] for a in plan.unmanaged if a in running}
         data = _encode(build_document({**unmanaged, **desired}))
-        written = self._write(revision, data)
-        nodes = self._wait(written, hashlib.sha256(data).hexdigest())
+        digest = hashlib.sha256(data).hexdigest()
+        if canary:
+            self._canary_first(revision, previous, data, digest, canary)
+        written = self._write(revision, data, drop_canary=bool(canary))
+        nodes = self._wait(written, digest)
         failed = [(name, report) for name, report in nodes.items() if report["status"] != "ok"]
         if failed:
             self._refused(written, previous, failed)
@@ -107,11 +114,12 @@ class FleetProvider(Provider):
         reports = (json.loads(etcd.unb64(kv.get("value"))) for kv in answer.get("kvs") or [])
         return {report["node"]: report for report in reports}
 
-    def _write(self, revision, data):
+    def _write(self, revision, data, drop_canary=False):
         key = self.prefix + "desired"
-        succeeded, answer = self._etcd(
-            self.client.txn, [etcd.revision_is(key, "MOD", revision)], [etcd.put(key, gzip.compress(data, 6))]
-        )
+        operations = [etcd.put(key, gzip.compress(data, 6))]
+        if drop_canary:
+            operations.append(etcd.delete(self.prefix + "canary"))
+        succeeded, answer = self._etcd(self.client.txn, [etcd.revision_is(key, "MOD", revision)], operations)
         if not succeeded:
             raise ProviderError(f"{self.where} was changed by someone else during this apply; run plan again")
         return int(answer["header"]["revision"])
@@ -122,16 +130,50 @@ class FleetProvider(Provider):
         except etcd.EtcdError as error:
             raise ProviderError(f"{self.where}: {error}; check the endpoints and that etcd is up") from None
 
+    # --- canary -------------------------------------------------------------------
+
+    def _canary_first(self, revision, previous, data, digest, canary):
+        """Serve the change on the ``canary`` nodes alone (PREFIX canary) and wait
+        for them; a refusal withdraws the canary and fails: the others never saw it."""
+        if previous is None:
+            raise ProviderError(f"--canary needs {self.where} to serve a document already; apply once without it")
+        reports = self.nodes()
+        missing = sorted(set(canary) - set(reports))
+        if missing:
+            raise ProviderError(
+                f"--canary names {', '.join(missing)}, not a node of {self.where} "
+                f"(its nodes: {', '.join(sorted(reports)) or 'none'})"
+            )
+        self._say(f"canary: {', '.join(canary)} first, then the other {len(reports) - len(canary)} nodes")
+        value = json.dumps({"nodes": list(canary), "hash": digest, "document": json.loads(data)}).encode()
+        key, desired_key = self.prefix + "canary", self.prefix + "desired"
+        succeeded, answer = self._etcd(
+            self.client.txn,
+            [etcd.revision_is(desired_key, "MOD", revision), etcd.revision_is(key, "CREATE", 0)],
+            [etcd.put(key, gzip.compress(value, 6))],
+        )
+        if not succeeded:
+            raise ProviderError(f"{self.where} was changed, or has a canary under way, since the plan; run plan again")
+        reports = self._wait(int(answer["header"]["revision"]), digest, only=set(canary))
+        failed = [(name, report) for name, report in reports.items() if report["status"] != "ok"]
+        if failed:
+            self._etcd(self.client.txn, [], [etcd.delete(key)])
+            self._say("withdrawing the canary")
+            self._wait(0, hashlib.sha256(previous).hexdigest(), only=set(canary))
+            named = "; ".join(f"node {name}: {report['error']}" for name, report in failed)
+            raise ProviderError(f"{named}. The canary was withdrawn: the other nodes never took the change")
+
     # --- waiting for the nodes ---------------------------------------------------
 
-    def _wait(self, revision, digest):
-        """The reports of every live node once each has taken ``revision``
-        (``ok`` or ``error``); a node whose report expires meanwhile is dropped."""
+    def _wait(self, revision, digest, only=None):
+        """The reports of every live node (of ``only``, when given) once each has
+        taken ``revision`` (``ok`` or ``error``); a node whose report expires
+        meanwhile is dropped."""
         started = time.monotonic()
         deadline = started + self.wait_timeout
         done, known = {}, set()
         while True:
-            nodes = self.nodes()
+            nodes = {n: r for n, r in self.nodes().items() if only is None or n in only}
             for name in sorted(known - set(nodes) - set(done)):
                 self._say(f"  warning: node {name} left the fleet (its lease expired); it is not waited for")
             known |= set(nodes)

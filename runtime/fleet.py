@@ -101,10 +101,11 @@ class Gateway:
         return answer
 
     @defer.inlineCallbacks
-    def watch(self, key, start_revision, on_result):
-        """Watch ``key`` from ``start_revision``, calling ``on_result(result)``
-        for each message; fires when the stream ends, whatever ended it."""
-        request = {"create_request": {"key": _b64(key), "start_revision": str(start_revision)}}
+    def watch(self, keys, start_revision, on_result):
+        """Watch ``keys`` (a range request: key, range_end) from
+        ``start_revision``, calling ``on_result(result)`` for each message;
+        fires when the stream ends, whatever ended it."""
+        request = {"create_request": {**keys, "start_revision": str(start_revision)}}
         response = yield self._post("watch", request)
         if response.code != 200:
             raise EtcdUnavailable(f"{self.endpoint}: watch answered {response.code}")
@@ -144,6 +145,10 @@ class FleetMember(Service):
         self.reactor = reactor
         self.gateway = gateway
         self.desired_key = prefix + "desired"
+        self.canary_key = prefix + "canary"
+        # Both keys in one range ("canary" sorts before "desired"), read and watched together.
+        self._keys = {"key": _b64(self.canary_key), "range_end": _b64(self.desired_key + "\0")}
+        self._kvs = {}
         self.report_key = f"{prefix}nodes/{node}"
         self.node = node
         self.live = live
@@ -189,16 +194,14 @@ class FleetMember(Service):
         if self.lease is None:
             grant = yield self.gateway.call("lease/grant", {"TTL": int(self.lease_ttl)})
             self.lease = grant["ID"]
-        answer = yield self.gateway.call("kv/range", {"key": _b64(self.desired_key)})
+        answer = yield self.gateway.call("kv/range", self._keys)
         revision = int(answer["header"]["revision"])
-        kvs = answer.get("kvs") or []
-        if kvs:
-            self._take(kvs[0])
-        else:
+        self._kvs = {_unb64(kv["key"]).decode(): kv for kv in answer.get("kvs") or []}
+        if not self._choose():
             yield self._report()
         self.caught_up = True
         self._retry = RETRY_FIRST
-        yield self.gateway.watch(self.desired_key, revision + 1, self._watched)
+        yield self.gateway.watch(self._keys, revision + 1, self._watched)
 
     def _watch_ended(self, _):
         self.caught_up = False
@@ -220,20 +223,37 @@ class FleetMember(Service):
                      revision=result.get("compact_revision"))
             return False
         for event in result.get("events") or []:
-            if event.get("type", "PUT") == "PUT":
-                self._take(event["kv"])
+            key = _unb64(event["kv"]["key"]).decode()
+            if event.get("type", "PUT") == "DELETE":
+                self._kvs.pop(key, None)
+            else:
+                self._kvs[key] = event["kv"]
+        self._choose()
         return True
 
-    def _take(self, kv):
-        """Serve the document of ``kv`` (a key-value of the gateway), in order."""
+    def _choose(self):
+        """Serve the canary's document when this node is one of its nodes, else
+        the desired one; False when etcd holds neither."""
+        canary, desired = self._kvs.get(self.canary_key), self._kvs.get(self.desired_key)
         try:
-            data = decode_value(_unb64(kv.get("value")))
-            document = parse_json(data)
-        except (OSError, EOFError, ValueError) as error:
+            if canary is not None:
+                value = parse_json(decode_value(_unb64(canary.get("value"))))
+                if self.node in value["nodes"]:
+                    self._want(int(canary.get("mod_revision", 0)), value["hash"], value["document"])
+                    return True
+            if desired is None:
+                return False
+            data = decode_value(_unb64(desired.get("value")))
+            self._want(int(desired.get("mod_revision", 0)), hashlib.sha256(data).hexdigest(), parse_json(data))
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as error:
             self._wanted = None
-            self._settle(int(kv.get("mod_revision", 0)), None, "error", f"the desired document cannot be read: {error}")
-            return
-        self._wanted = (int(kv.get("mod_revision", 0)), hashlib.sha256(data).hexdigest(), document)
+            revision = int((desired or canary or {}).get("mod_revision", 0))
+            self._settle(revision, None, "error", f"the desired document cannot be read: {error}")
+        return True
+
+    def _want(self, revision, digest, document):
+        """Serve ``document`` next, in order."""
+        self._wanted = (revision, digest, document)
         if not self._applying:
             self._apply_wanted()
 

@@ -255,6 +255,8 @@ def _reviewer(auto_approve, options):
 
     def review(proposal):
         _echo_plan(proposal.plan)
+        if proposal.canary and proposal.plan.has_changes:
+            click.echo(f"\nCanary: {', '.join(proposal.canary)} take this change first, then every other node.")
         if not proposal.pending or auto_approve:
             return True
         targeted = options.destroy and options.targets
@@ -279,12 +281,19 @@ def _complete(outcome, word="Apply"):
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking.")
 @click.option("--destroy", is_flag=True, help="Destroy everything in the state.")
+@click.option(
+    "--canary",
+    metavar="NODE[,NODE...]",
+    callback=lambda ctx, param, value: tuple(n.strip() for n in value.split(",") if n.strip()) if value else (),
+    help="With provider fleet: these nodes take the change first; the rest once they serve it.",
+)
 @refresh_only_option
 @planning_options
 def apply(
     planfile,
     auto_approve,
     destroy,
+    canary,
     targets,
     refresh,
     refresh_only,
@@ -311,9 +320,9 @@ def apply(
         if planfile:
             saved = load_plan(planfile)
             _echo_plan(saved.plan)
-            outcome = engine.apply_saved(workspace, saved, lock_timeout)
+            outcome = engine.apply_saved(workspace, saved, lock_timeout, canary)
         else:
-            outcome = engine.apply(workspace, options, _reviewer(auto_approve, options))
+            outcome = engine.apply(workspace, options, _reviewer(auto_approve, options), canary)
     _complete(outcome)
 
 

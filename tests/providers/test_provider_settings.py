@@ -42,3 +42,10 @@ def test_a_missing_tls_file_of_the_fleet_provider_is_named(tmp_path):
         f"cannot load the TLS files {tmp_path}/missing.pem: No such file or directory; "
         "fix ca_file, cert_file or key_file in the provider block"
     )
+
+
+def test_canary_is_for_a_provider_with_nodes(tmp_path):
+    provider = RuntimeProvider("runtime", {}, tmp_path)
+    with pytest.raises(ProviderError) as caught:
+        provider.apply(None, {}, canary=("n2",))
+    assert str(caught.value) == 'provider "runtime" has no nodes to go first: --canary is for provider "fleet"'

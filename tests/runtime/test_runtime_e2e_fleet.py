@@ -2,6 +2,7 @@
 apply through the real CLI with provider "fleet"."""
 
 import base64
+import json
 import signal
 import socket
 import threading
@@ -51,16 +52,20 @@ class Fleet:
         )
         return self.nodes[node]
 
-    def reported(self):
-        """The names of the nodes whose report is in etcd."""
+    def reports(self):
+        """The nodes' reports in etcd, by node."""
         prefix = f"{self.prefix}nodes/"
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         answer = self.etcd.call(self.etcd.names[0], "kv/range", {
             "key": base64.b64encode(prefix.encode()).decode(),
             "range_end": base64.b64encode(end.encode()).decode(),
-            "keys_only": True,
         })
-        return {base64.b64decode(kv["key"]).decode()[len(prefix):] for kv in answer.get("kvs") or []}
+        reports = (json.loads(base64.b64decode(kv["value"])) for kv in answer.get("kvs") or [])
+        return {report["node"]: report for report in reports}
+
+    def reported(self):
+        """The names of the nodes whose report is in etcd."""
+        return set(self.reports())
 
     def wait_reported(self, nodes=NODES):
         """Wait (bounded) until every node of ``nodes`` has reported: a node is
@@ -327,3 +332,38 @@ def test_a_fleet_over_mutual_tls(processes, tmp_path, cli, start_origin):
             assert echoes(fleet.address(node), fleet.edge)
     finally:
         etcd.close()
+
+
+def test_a_canary_goes_first_then_the_rest(fleet, cli):
+    fleet.configure(app("game", fleet.edge, fleet.origin))
+    assert fleet.l4plan(cli, "apply", "--auto-approve").exit_code == 0
+    fleet.configure(app("game", fleet.edge, fleet.origin), app("chat", fleet.edge2, fleet.origin))
+    result = fleet.l4plan(cli, "apply", "--auto-approve", "--canary", "n3")
+    assert result.exit_code == 0, result.output
+    assert "Canary: n3 take this change first, then every other node." in result.stdout
+    lines = result.stderr.splitlines()
+    assert lines[0] == "canary: n3 first, then the other 2 nodes"
+    assert lines[1].startswith("  node n3: ok") and lines[2].startswith("1/1 nodes converged")
+    assert "3/3 nodes converged" in lines[-1]
+    for node in NODES:
+        assert echoes(fleet.address(node), fleet.edge2)
+
+
+def test_a_canary_that_refuses_is_withdrawn_and_the_others_never_see_the_change(fleet, cli):
+    fleet.configure(app("game", fleet.edge, fleet.origin))
+    assert fleet.l4plan(cli, "apply", "--auto-approve").exit_code == 0
+    state_before = (fleet.config / "l4plan.state.json").read_bytes()
+    reported_before = {n: r["revision"] for n, r in fleet.reports().items() if n != "n2"}
+    with held("127.0.0.2", fleet.edge2):
+        fleet.configure(app("game", fleet.edge, fleet.origin), app("chat", fleet.edge2, fleet.origin))
+        result = fleet.l4plan(cli, "apply", "--auto-approve", "--canary", "n2")
+    assert result.exit_code == 1
+    assert f"node n2: tcp 127.0.0.2:{fleet.edge2}: [Errno 98] Address already in use. The canary was withdrawn" in result.stderr
+    assert (fleet.config / "l4plan.state.json").read_bytes() == state_before
+    assert {n: r["revision"] for n, r in fleet.reports().items() if n != "n2"} == reported_before
+    for node in ("n3", "n4"):
+        with pytest.raises(OSError):
+            connect(fleet.address(node), fleet.edge2, timeout=2).close()
+    unknown = fleet.l4plan(cli, "apply", "--auto-approve", "--canary", "n9")
+    assert unknown.exit_code == 1 and "--canary names n9, not a node of the fleet" in unknown.stderr
+

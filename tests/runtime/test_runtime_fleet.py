@@ -17,16 +17,22 @@ def b64(data):
     return base64.b64encode(data).decode()
 
 
-def kv(document, revision, packed=True):
+def kv(document, revision, packed=True, key="/f/desired"):
     data = json.dumps(document).encode()
-    return {"value": b64(gzip.compress(data) if packed else data), "mod_revision": str(revision)}
+    value = gzip.compress(data) if packed else data
+    return {"key": b64(key.encode()), "value": b64(value), "mod_revision": str(revision)}
+
+
+def canary(nodes, document, revision):
+    value = json.dumps({"nodes": nodes, "hash": "canary-hash", "document": document}).encode()
+    return {"key": b64(b"/f/canary"), "value": b64(value), "mod_revision": str(revision)}
 
 
 class Gateway:
     """Answers range reads from ``self.desired``; records puts; watches wait for the test."""
 
     def __init__(self):
-        self.desired, self.revision = None, 10
+        self.desired, self.canary, self.revision = None, None, 10
         self.puts, self.watches, self.down = [], [], False
 
     def call(self, path, body):
@@ -36,8 +42,9 @@ class Gateway:
             return defer.succeed({"ID": "77"})
         if path == "kv/range":
             answer = {"header": {"revision": str(self.revision)}}
-            if self.desired is not None:
-                answer["kvs"] = [self.desired]
+            kvs = [one for one in (self.canary, self.desired) if one is not None]
+            if kvs:
+                answer["kvs"] = kvs
             return defer.succeed(answer)
         if path == "kv/put":
             self.puts.append(json.loads(base64.b64decode(body["value"])))
@@ -160,3 +167,30 @@ def test_a_watch_told_to_stop_stops_reading():
     protocol.makeConnection(transport)
     protocol.dataReceived(b'{"result":{"canceled":true}}\n{"result":{}}\n')
     assert transport.producerState == "stopped"
+
+
+def test_a_canary_node_serves_the_canary_the_others_the_desired_document():
+    new = {"applications": {"chat": {}}}
+    for node, expected in (("n2", new), ("n3", DOC)):
+        gateway = Gateway()
+        gateway.desired, gateway.canary = kv(DOC, 8), canary(["n2"], new, 9)
+        one, applied, _ = member(gateway)
+        one.node = node
+        one.startService()
+        assert applied == [expected]
+        assert gateway.puts[-1]["revision"] == (9 if node == "n2" else 8)
+
+
+def test_a_canary_deleted_and_the_desired_document_replaced_in_one_txn_is_one_change():
+    new = {"applications": {"chat": {}}}
+    gateway = Gateway()
+    gateway.desired, gateway.canary = kv(DOC, 8), canary(["n2"], new, 9)
+    one, applied, _ = member(gateway)
+    one.startService()
+    _, on_result, _ = gateway.watches[0]
+    on_result({"events": [
+        {"type": "DELETE", "kv": {"key": b64(b"/f/canary")}},
+        {"kv": kv(new, 10)},
+    ]})
+    assert applied == [new]  # already served as the canary: not applied again
+    assert gateway.puts[-1]["revision"] == 10
