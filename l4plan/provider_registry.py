@@ -5,8 +5,7 @@ The engine knows providers only through this and the interface in
 ``[project.entry-points."l4plan.providers"] NAME = "module:Class"``.
 """
 
-from importlib.metadata import entry_points
-
+from l4plan.plugins import plugin_class
 from l4plan.providers.base import Provider, ProviderError
 
 GROUP = "l4plan.providers"
@@ -19,27 +18,4 @@ def get_provider(name, settings, workdir):
 
 def provider_class(name):
     """The Provider subclass registered as ``name``, or ProviderError naming those installed."""
-    found = {ep.name: ep for ep in entry_points(group=GROUP)}
-    if name not in found:
-        installed = ", ".join(sorted(found)) or "none"
-        raise ProviderError(
-            f'Unknown provider "{name}" (installed providers: {installed}); '
-            f"fix the provider block, or install the package that provides it"
-        )
-    return _load(found[name])
-
-
-def _load(entry_point):
-    try:
-        cls = entry_point.load()
-    except Exception as error:
-        raise ProviderError(
-            f'Provider "{entry_point.name}" ({entry_point.value}) failed to load: '
-            f"{error}; reinstall the package that provides it"
-        ) from error
-    if not (isinstance(cls, type) and issubclass(cls, Provider)):
-        raise ProviderError(
-            f'Provider "{entry_point.name}" ({entry_point.value}) is not a subclass '
-            "of l4plan.providers.base.Provider"
-        )
-    return cls
+    return plugin_class(GROUP, name, "provider", Provider, ProviderError)

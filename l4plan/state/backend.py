@@ -15,9 +15,9 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from importlib.metadata import entry_points
 
 from l4plan import __version__
+from l4plan.plugins import plugin_class
 from l4plan.schema import block_defaults
 from l4plan.state.document import (
     check_successor,
@@ -194,19 +194,5 @@ class Backend:
 
 def open_backend(settings, workdir):
     """The backend of a ``backend`` block (a model.Settings), made ready to use."""
-    found = {ep.name: ep for ep in entry_points(group=GROUP)}
-    if settings.kind not in found:
-        installed = ", ".join(sorted(found)) or "none"
-        raise StateError(
-            f'Unknown backend "{settings.kind}" (installed backends: {installed}); '
-            f"fix the backend block, or install the package that provides it"
-        )
-    entry_point = found[settings.kind]
-    try:
-        cls = entry_point.load()
-    except Exception as error:
-        raise StateError(
-            f'Backend "{entry_point.name}" ({entry_point.value}) failed to load: '
-            f"{error}; reinstall the package that provides it"
-        ) from error
+    cls = plugin_class(GROUP, settings.kind, "backend", Backend, StateError)
     return cls({**block_defaults("backend", settings.kind), **settings.attributes}, workdir)
