@@ -8,6 +8,7 @@ says it expired. The standard library's HTTP client is enough for this.
 """
 
 import base64
+import gzip
 import ipaddress
 import json
 import os
@@ -18,6 +19,7 @@ import urllib.parse
 import urllib.request
 
 TIMEOUT_SECONDS = 5
+GZIP_MAGIC = b"\x1f\x8b"
 #: Re-authenticate before etcd's default token TTL (300 s) runs out.
 TOKEN_SECONDS = 240
 
@@ -33,6 +35,17 @@ def b64(text):
 
 def unb64(text):
     return base64.b64decode(text or "")
+
+
+def pack(data):
+    """A large value as stored: gzipped, since etcd refuses a request over 1.5 MiB."""
+    return gzip.compress(data, 6)
+
+
+def unpack(value):
+    """The bytes of a stored value, gzipped or (put by hand with etcdctl) not;
+    OSError or EOFError when its gzip data is broken."""
+    return gzip.decompress(value) if value.startswith(GZIP_MAGIC) else value
 
 
 class Client:
@@ -104,6 +117,12 @@ class Client:
         """The key-value of ``key`` (value decoded, revisions as ints), or None."""
         kvs = self.call("kv/range", {"key": b64(key)}).get("kvs") or []
         return _kv(kvs[0]) if kvs else None
+
+    def get_prefix(self, prefix):
+        """The key-values of every key under ``prefix``, as ``get`` gives them."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        answer = self.call("kv/range", {"key": b64(prefix), "range_end": b64(end)})
+        return [_kv(kv) for kv in answer.get("kvs") or []]
 
     def txn(self, compare, success, failure=()):
         """``(succeeded, answer)`` of one transaction."""

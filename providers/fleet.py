@@ -13,7 +13,6 @@ The document is stored gzipped: etcd refuses a request over 1.5 MiB, and a
 runtime document of 10,000 listeners is larger than that as JSON.
 """
 
-import gzip
 import hashlib
 import json
 import sys
@@ -104,19 +103,17 @@ class FleetProvider(Provider):
         kv = self._etcd(self.client.get, self.prefix + "desired")
         if kv is None:
             return 0, None, None
-        data = kv["value"]
-        data = gzip.decompress(data) if data.startswith(b"\x1f\x8b") else data
+        data = etcd.unpack(kv["value"])
         return kv["mod_revision"], data, json.loads(data)
 
     def nodes(self):
         """Every live node's report, by name."""
-        answer = self._etcd(self.client.call, "kv/range", _prefix_range(self.prefix + "nodes/"))
-        reports = (json.loads(etcd.unb64(kv.get("value"))) for kv in answer.get("kvs") or [])
+        reports = (json.loads(kv["value"]) for kv in self._etcd(self.client.get_prefix, self.prefix + "nodes/"))
         return {report["node"]: report for report in reports}
 
     def _write(self, revision, data, drop_canary=False):
         key = self.prefix + "desired"
-        operations = [etcd.put(key, gzip.compress(data, 6))]
+        operations = [etcd.put(key, etcd.pack(data))]
         if drop_canary:
             operations.append(etcd.delete(self.prefix + "canary"))
         succeeded, answer = self._etcd(self.client.txn, [etcd.revision_is(key, "MOD", revision)], operations)
@@ -150,7 +147,7 @@ class FleetProvider(Provider):
         succeeded, answer = self._etcd(
             self.client.txn,
             [etcd.revision_is(desired_key, "MOD", revision), etcd.revision_is(key, "CREATE", 0)],
-            [etcd.put(key, gzip.compress(value, 6))],
+            [etcd.put(key, etcd.pack(value))],
         )
         if not succeeded:
             raise ProviderError(f"{self.where} was changed, or has a canary under way, since the plan; run plan again")
@@ -226,12 +223,6 @@ def drift_lines(nodes, revision, digest):
 
 def _encode(document):
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-
-def _prefix_range(prefix):
-    """A range request for every key under ``prefix``."""
-    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return {"key": etcd.b64(prefix), "range_end": etcd.b64(end)}
 
 
 def _node_line(name, report, seconds):

@@ -11,7 +11,6 @@ applications of 30 rules as JSON, and about 5,000 gzipped. A value that is
 not gzip (put by hand with etcdctl) is read as JSON.
 """
 
-import gzip
 import threading
 
 from l4plan import etcd
@@ -19,8 +18,6 @@ from l4plan.state.backend import Backend
 from l4plan.state.duration import parse_duration
 from l4plan.state.errors import StaleState, StateError
 from l4plan.state.locking import LockInfo
-
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 class EtcdBackend(Backend):
@@ -62,18 +59,15 @@ class EtcdBackend(Backend):
         kv = self._call("cannot read the state", self.client.get, self.key)
         if kv is None:
             return None, 0
-        value = kv["value"]
-        if value.startswith(GZIP_MAGIC):
-            try:
-                value = gzip.decompress(value)
-            except (OSError, EOFError) as error:
-                raise self._corrupt(f"its gzip data is broken ({error})") from None
-        return value, kv["mod_revision"]
+        try:
+            return etcd.unpack(kv["value"]), kv["mod_revision"]
+        except (OSError, EOFError) as error:
+            raise self._corrupt(f"its gzip data is broken ({error})") from None
 
     def _store(self, base, state, data):
         compare = [etcd.revision_is(self.key, "MOD", base.version)]
         succeeded, answer = self._call(
-            "cannot write the state", self.client.txn, compare, [etcd.put(self.key, gzip.compress(data, 6))]
+            "cannot write the state", self.client.txn, compare, [etcd.put(self.key, etcd.pack(data))]
         )
         if not succeeded:
             raise StaleState(
