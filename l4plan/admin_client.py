@@ -56,19 +56,6 @@ def parse_endpoint(admin):
     raise AdminError(f'admin address "{admin}" is not unix:PATH, https://HOST:PORT or http://HOST:PORT')
 
 
-def tls_context(ca_file=None, cert_file=None, key_file=None):
-    """A client TLS context: the server checked against ``ca_file`` (else the
-    system's CAs), and our certificate for mutual TLS. ValueError names a bad file."""
-    try:
-        context = ssl.create_default_context(cafile=ca_file)
-        if cert_file:
-            context.load_cert_chain(cert_file, key_file)
-    except (OSError, ssl.SSLError) as error:
-        files = ", ".join(str(f) for f in (ca_file, cert_file, key_file) if f)
-        raise ValueError(f"cannot load the TLS files {files}: {getattr(error, 'strerror', None) or error}") from None
-    return context
-
-
 class AdminClient:
     """JSON requests to one runtime; ``token`` is sent as a bearer token over
     TCP; ``tls`` (an ssl.SSLContext) is used for an ``https://`` address."""

@@ -9,7 +9,6 @@ says it expired. The standard library's HTTP client is enough for this.
 
 import base64
 import gzip
-import ipaddress
 import json
 import os
 import ssl
@@ -17,6 +16,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from l4plan.tls import client_context, is_loopback
 
 TIMEOUT_SECONDS = 5
 GZIP_MAGIC = b"\x1f\x8b"
@@ -57,7 +58,10 @@ class Client:
             endpoints = [endpoints]
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.username, self._password = username, password
-        cleartext = [e for e in self.endpoints if e.startswith("http://") and not _on_loopback(e)]
+        cleartext = [
+            e for e in self.endpoints
+            if e.startswith("http://") and not is_loopback(urllib.parse.urlsplit(e).hostname or "")
+        ]
         if password and cleartext:
             raise EtcdError(
                 f"the password would cross the network in cleartext to {', '.join(cleartext)}; "
@@ -68,15 +72,9 @@ class Client:
         self._context = None
         if any(e.startswith("https://") for e in self.endpoints):
             try:
-                self._context = ssl.create_default_context(cafile=ca_file)
-                if cert_file:
-                    self._context.load_cert_chain(cert_file, key_file)
-            except (OSError, ssl.SSLError) as error:
-                files = ", ".join(str(f) for f in (ca_file, cert_file, key_file) if f)
-                raise EtcdError(
-                    f"cannot load the TLS files {files}: {getattr(error, 'strerror', None) or error}; "
-                    "fix ca_file, cert_file or key_file"
-                ) from None
+                self._context = client_context(ca_file, cert_file, key_file)
+            except ValueError as error:
+                raise EtcdError(f"{error}; fix ca_file, cert_file or key_file") from None
 
     def call(self, path, body):
         """The JSON answer of ``POST /v3/PATH`` on the first endpoint that answers."""
@@ -151,14 +149,6 @@ def client_of(settings, workdir):
     password, ca_file, cert_file, key_file; files relative to ``workdir``)."""
     files = (os.path.join(workdir, settings[k]) if settings.get(k) else None for k in ("ca_file", "cert_file", "key_file"))
     return Client(settings["endpoints"], settings.get("username"), settings.get("password"), *files)
-
-
-def _on_loopback(url):
-    host = urllib.parse.urlsplit(url).hostname or ""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _kv(kv):

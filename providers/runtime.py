@@ -24,7 +24,6 @@ from l4plan.admin_client import (
     NoAnswer,
     Unreachable,
     parse_endpoint,
-    tls_context,
 )
 from l4plan.model import DATA_DIR
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
@@ -33,6 +32,7 @@ from l4plan.providers.runtime_document import (
     check_unchanged_since,
     read_document,
 )
+from l4plan.tls import client_context
 
 START_TIMEOUT = 15.0
 TOKEN_VARIABLE = "L4PLAN_RUNTIME_TOKEN"
@@ -52,7 +52,7 @@ class RuntimeProvider(Provider):
         if self.admin.startswith("https://"):
             files = (Path(workdir, settings[k]) if settings.get(k) else None for k in ("ca_file", "cert_file", "key_file"))
             try:
-                self._tls = tls_context(*files)
+                self._tls = client_context(*files)
             except ValueError as error:
                 raise ProviderError(f"{error}; fix ca_file, cert_file or key_file in the provider block") from None
         self._client = None

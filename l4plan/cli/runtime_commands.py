@@ -12,6 +12,7 @@ import click
 
 from l4plan import model
 from l4plan.cli.options import print_diagnostics
+from l4plan.tls import is_loopback
 
 
 def _address(version):
@@ -237,18 +238,11 @@ def _check_tls(endpoint, options, insecure_admin):
     if cert and (endpoint is None or endpoint[0] != "tcp"):
         raise click.UsageError("--tls-cert is for --admin tcp:HOST:PORT")
     if endpoint is not None and endpoint[0] == "tcp" and not cert and not insecure_admin:
-        if not _is_loopback(endpoint[1]):
+        if not is_loopback(endpoint[1]):
             raise click.UsageError(
                 f"--admin tcp:{endpoint[1]}:{endpoint[2]} is not loopback: give --tls-cert and "
                 "--tls-key so the token does not cross the network in cleartext (or --insecure-admin)"
             )
-
-
-def _is_loopback(host):
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _admin_endpoint(admin, token_file):

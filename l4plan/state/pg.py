@@ -10,7 +10,6 @@ writer whose lock was broken cannot overwrite a newer state. Tables are made
 on first use under a transaction-level advisory lock keyed by the schema.
 """
 
-import ipaddress
 import os
 import threading
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from l4plan.state.backend import Backend
 from l4plan.state.duration import parse_duration
 from l4plan.state.errors import StaleState, StateError
 from l4plan.state.locking import LockInfo
+from l4plan.tls import is_loopback
 
 CONNECT_TIMEOUT_SECONDS = 5
 SHOWN_PARAMETERS = ("host", "port", "dbname", "user")
@@ -39,15 +39,8 @@ def encrypted_off_loopback(conn_str, environ):
     if "sslmode" in given or "PGSSLMODE" in environ:
         return {}
     hosts = (given.get("host") or environ.get("PGHOST") or "").split(",")
-    local = all(h in ("", "localhost") or h.startswith("/") or _is_loopback(h) for h in hosts)
+    local = all(h == "" or h.startswith("/") or is_loopback(h) for h in hosts)
     return {} if local else {"sslmode": "require"}
-
-
-def _is_loopback(host):
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class PgBackend(Backend):
