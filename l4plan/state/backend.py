@@ -26,7 +26,13 @@ from l4plan.state.document import (
     encode,
     same_content,
 )
-from l4plan.state.errors import LockIdMismatch, NotLocked, StateError, StateLocked
+from l4plan.state.errors import (
+    LockIdMismatch,
+    NotLocked,
+    StaleState,
+    StateError,
+    StateLocked,
+)
 from l4plan.state.locking import LockInfo
 from l4plan.state.model import FORMAT_VERSION, State
 
@@ -43,16 +49,13 @@ class Stored:
 
 
 class Backend:
-    """Where one state and its lock are kept; ``settings`` are its block's
-    attributes over the defaults the configuration schema gives them."""
+    """Where one state and its lock are kept. A subclass is made with
+    ``(settings, workdir)``: its block's attributes over the defaults the
+    configuration schema gives them, and the configuration's directory."""
 
     kind = "?"
     #: What messages call the stored state ("state file" for local).
     stored_as = "state"
-
-    def __init__(self, settings, workdir):
-        self.settings = settings
-        self.workdir = workdir
 
     def describe(self):
         """One line naming the backend and where it keeps the state (no secrets)."""
@@ -118,8 +121,15 @@ class Backend:
 
     def _store(self, base, state, data):
         """Store ``data`` (the bytes of ``state``) if what is stored is still
-        ``base``; the new version. Raises StaleState otherwise."""
+        ``base``; the new version. Raises ``self._changed()`` otherwise."""
         raise NotImplementedError
+
+    def _changed(self):
+        """The StaleState of a write that found another's in its place."""
+        return StaleState(
+            f"{self.describe()} changed since it was read: another l4plan run "
+            f"wrote it, so nothing was written; run the command again"
+        )
 
     # --- lock -------------------------------------------------------------
 

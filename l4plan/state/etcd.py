@@ -16,7 +16,7 @@ import threading
 from l4plan import etcd
 from l4plan.state.backend import Backend
 from l4plan.state.duration import parse_duration
-from l4plan.state.errors import StaleState, StateError
+from l4plan.state.errors import StateError
 from l4plan.state.locking import LockInfo
 
 
@@ -26,7 +26,6 @@ class EtcdBackend(Backend):
     kind = "etcd"
 
     def __init__(self, settings, workdir):
-        super().__init__(settings, workdir)
         self.endpoints = list(settings["endpoints"])
         self.key = settings["prefix"] + settings["name"]
         self.lock_key = self.key + ".lock"
@@ -70,10 +69,7 @@ class EtcdBackend(Backend):
             "cannot write the state", self.client.txn, compare, [etcd.put(self.key, etcd.pack(data))]
         )
         if not succeeded:
-            raise StaleState(
-                f"{self.describe()} changed since it was read: another l4plan run "
-                f"wrote it, so nothing was written; run the command again"
-            )
+            raise self._changed()
         return int(answer["header"]["revision"])
 
     # --- lock -------------------------------------------------------------

@@ -14,7 +14,7 @@ from l4plan.files import backup_path, remove_temporaries, write_atomically
 from l4plan.model import DEFAULT_BACKEND
 from l4plan.state import locking
 from l4plan.state.backend import Backend
-from l4plan.state.errors import StaleState, StateError
+from l4plan.state.errors import StateError
 
 DEFAULT_PATH = DEFAULT_BACKEND.attributes["path"]
 
@@ -26,7 +26,6 @@ class LocalBackend(Backend):
     stored_as = "state file"
 
     def __init__(self, settings, workdir):
-        super().__init__(settings, workdir)
         self.path = Path(workdir, settings["path"])
         self.lock_file = locking.lock_path(self.path)
         self._held = {}
@@ -60,10 +59,7 @@ class LocalBackend(Backend):
         killed writer."""
         current = self.read().state
         if (current.lineage, current.serial) != (base.state.lineage, base.state.serial):
-            raise StaleState(
-                f"{self.path} changed since it was read: another l4plan run "
-                f"wrote it, so nothing was written; run the command again"
-            )
+            raise self._changed()
         try:
             remove_temporaries(self.path)
             write_atomically(self.path, data, keep_backup=True)

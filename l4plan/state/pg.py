@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from l4plan.state.backend import Backend
 from l4plan.state.duration import parse_duration
-from l4plan.state.errors import StaleState, StateError
+from l4plan.state.errors import StateError
 from l4plan.state.locking import LockInfo
 from l4plan.tls import is_loopback
 
@@ -49,7 +49,6 @@ class PgBackend(Backend):
     kind = "pg"
 
     def __init__(self, settings, workdir):
-        super().__init__(settings, workdir)
         self.conn_str = settings.get("conn_str") or os.environ.get("PG_CONN_STR", "")
         self.schema = settings["schema_name"]
         self.name = settings["name"]
@@ -178,10 +177,7 @@ class PgBackend(Backend):
                     (state.serial, text, self.name, base.version),
                 )
             if cursor.rowcount != 1:
-                raise StaleState(
-                    f"{self.describe()} changed since it was read: another l4plan "
-                    f"run wrote it, so nothing was written; run the command again"
-                )
+                raise self._changed()
         return state.serial
 
     def _sql(self, text):
@@ -211,11 +207,7 @@ class PgBackend(Backend):
         keeper = self._keepers.pop(info.id, None)
         if keeper is not None:
             keeper.stop()
-        with self._cursor("cannot release the lock") as cursor:
-            cursor.execute(
-                self._sql("DELETE FROM {schema}.locks WHERE name = %s AND id = %s"),
-                (self.name, info.id),
-            )
+        self._delete_lock(info, "cannot release the lock")
 
     def read_lock(self):
         with self._cursor("cannot read the lock") as cursor:
@@ -230,7 +222,10 @@ class PgBackend(Backend):
         return None if row is None else LockInfo(*row)
 
     def _break_lock(self, info):
-        with self._cursor("cannot remove the lock") as cursor:
+        self._delete_lock(info, "cannot remove the lock")
+
+    def _delete_lock(self, info, doing):
+        with self._cursor(doing) as cursor:
             cursor.execute(
                 self._sql("DELETE FROM {schema}.locks WHERE name = %s AND id = %s"),
                 (self.name, info.id),
