@@ -66,3 +66,8 @@ def closed_after(backend):
     """``backend``, closed when the command ends (its connections, its lock keepers)."""
     click.get_current_context().call_on_close(backend.close)
     return backend
+
+
+def comma_list(ctx, param, value):
+    """A click callback: ``"a, b,c"`` → ``("a", "b", "c")``; nothing given → ``()``."""
+    return tuple(part.strip() for part in value.split(",") if part.strip()) if value else ()

@@ -16,6 +16,7 @@ from l4plan import apply as engine
 from l4plan.cli.options import (
     ask_yes,
     closed_after,
+    comma_list,
     print_diagnostics,
     variable_inputs,
     variable_options,
@@ -284,7 +285,7 @@ def _complete(outcome, word="Apply"):
 @click.option(
     "--canary",
     metavar="NODE[,NODE...]",
-    callback=lambda ctx, param, value: tuple(n.strip() for n in value.split(",") if n.strip()) if value else (),
+    callback=comma_list,
     help="With provider fleet: these nodes take the change first; the rest once they serve it.",
 )
 @refresh_only_option

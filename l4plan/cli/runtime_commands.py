@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from l4plan import model
-from l4plan.cli.options import print_diagnostics
+from l4plan.cli.options import comma_list, print_diagnostics
 from l4plan.tls import is_loopback
 
 
@@ -140,7 +140,7 @@ def runtime():
 @click.option(
     "--etcd",
     metavar="URL[,URL...]",
-    callback=lambda ctx, param, value: tuple(u.strip() for u in value.split(",") if u.strip()) if value else (),
+    callback=comma_list,
     help="Join a fleet: serve the desired document in this etcd cluster "
     "(PREFIX desired), follow its changes, and report under PREFIX nodes/NODE. "
     "While etcd is away the last applied document is served.",
