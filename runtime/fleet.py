@@ -156,7 +156,7 @@ class FleetMember(Service):
         self.version = version
         self.lease_ttl = lease_ttl
         self.lease = None
-        self.revision = 0  # of the desired key last served (applied, or equal)
+        self.revision = 0  # of the key last served, desired or canary (applied, or equal)
         self.digest = None
         self.status, self.error = "ok", None
         self.caught_up = False
@@ -192,8 +192,7 @@ class FleetMember(Service):
     @defer.inlineCallbacks
     def _read_and_watch(self):
         if self.lease is None:
-            grant = yield self.gateway.call("lease/grant", {"TTL": int(self.lease_ttl)})
-            self.lease = grant["ID"]
+            yield self._grant()
         answer = yield self.gateway.call("kv/range", self._keys)
         revision = int(answer["header"]["revision"])
         self._kvs = {_unb64(kv["key"]).decode(): kv for kv in answer.get("kvs") or []}
@@ -311,6 +310,12 @@ class FleetMember(Service):
         return self.gateway.call("kv/put", put)
 
     @defer.inlineCallbacks
+    def _grant(self):
+        """A new lease for this node's report."""
+        grant = yield self.gateway.call("lease/grant", {"TTL": int(self.lease_ttl)})
+        self.lease = grant["ID"]
+
+    @defer.inlineCallbacks
     def _keep_alive(self):
         if self.lease is None:
             return
@@ -321,8 +326,7 @@ class FleetMember(Service):
         if int((answer.get("result") or {}).get("TTL", 0)) <= 0:
             self.lease = None  # expired while etcd was away: a new one, and report again
             try:
-                grant = yield self.gateway.call("lease/grant", {"TTL": int(self.lease_ttl)})
-                self.lease = grant["ID"]
+                yield self._grant()
                 yield self._report()
             except EtcdUnavailable:
                 pass

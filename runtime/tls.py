@@ -46,12 +46,17 @@ def _read(path, what):
         raise TlsError(f"cannot read the {what} {path}: {error.strerror}") from None
 
 
-def _options(cert_file, key_file, client_ca):
-    pem = _read(cert_file, "TLS certificate") + b"\n" + _read(key_file, "TLS key")
+def _private_certificate(cert_file, key_file, what):
+    """The certificate in ``cert_file`` with the key in ``key_file``."""
+    pem = _read(cert_file, f"{what} certificate") + b"\n" + _read(key_file, f"{what} key")
     try:
-        certificate = PrivateCertificate.loadPEM(pem)
+        return PrivateCertificate.loadPEM(pem)
     except Exception as error:  # pyOpenSSL raises its own Error types, or ValueError
         raise TlsError(f"{cert_file} and {key_file} are not a PEM certificate and its key: {error}") from None
+
+
+def _options(cert_file, key_file, client_ca):
+    certificate = _private_certificate(cert_file, key_file, "TLS")
     if client_ca is None:
         return certificate.options()
     try:
@@ -70,13 +75,7 @@ class ClientPolicy:
 
     def __init__(self, ca_file=None, cert_file=None, key_file=None):
         self._ca = Certificate.loadPEM(_read(ca_file, "etcd CA")) if ca_file else None
-        self._client = None
-        if cert_file:
-            pem = _read(cert_file, "etcd client certificate") + b"\n" + _read(key_file, "etcd client key")
-            try:
-                self._client = PrivateCertificate.loadPEM(pem)
-            except Exception as error:
-                raise TlsError(f"{cert_file} and {key_file} are not a PEM certificate and its key: {error}") from None
+        self._client = _private_certificate(cert_file, key_file, "etcd client") if cert_file else None
         self._default = BrowserLikePolicyForHTTPS()
 
     def creatorForNetloc(self, hostname, port):
