@@ -84,6 +84,15 @@ class Fleet:
         ).replace("'", '"')
         (self.config / "main.l4.hcl").write_text(SITE + provider + "".join(apps))
 
+    def apply_everywhere(self, cli, port):
+        """Apply; every node converges and serves ``port``."""
+        result = self.l4plan(cli, "apply", "--auto-approve")
+        assert result.exit_code == 0, result.output
+        assert "3/3 nodes converged" in result.stderr
+        for node in NODES:
+            assert echoes(self.address(node), port)
+        return result
+
     def l4plan(self, cli, *args):
         return cli("-C", self.config, *args)
 
@@ -194,11 +203,7 @@ def test_etcd_away_nodes_keep_serving_and_catch_up(processes, tmp_path, cli, sta
         assert echoes("127.0.0.3", fleet.edge)
         etcd.start_again(etcd.names[0])
         fleet.configure(app("game", fleet.edge, fleet.origin), app("chat", fleet.edge2, fleet.origin))
-        result = fleet.l4plan(cli, "apply", "--auto-approve")
-        assert result.exit_code == 0, result.output
-        assert "3/3 nodes converged" in result.stderr
-        for node in NODES:
-            assert echoes(fleet.address(node), fleet.edge2)
+        fleet.apply_everywhere(cli, fleet.edge2)
     finally:
         etcd.close()
 
@@ -284,11 +289,7 @@ def test_the_etcd_leader_killed_mid_apply(processes, tmp_path, cli, start_origin
         assert "Traceback" not in processes.stderr(applying)
         assert code in (0, 1)
         fleet.configure(app("game", fleet.edge, fleet.origin), app("chat", fleet.edge2, fleet.origin), app("more", fleet.edge2 + 1, fleet.origin))
-        result = fleet.l4plan(cli, "apply", "--auto-approve")
-        assert result.exit_code == 0, result.output
-        assert "3/3 nodes converged" in result.stderr
-        for node in NODES:
-            assert echoes(fleet.address(node), fleet.edge2)
+        fleet.apply_everywhere(cli, fleet.edge2)
     finally:
         cluster.close()
 
@@ -325,11 +326,7 @@ def test_a_fleet_over_mutual_tls(processes, tmp_path, cli, start_origin):
         options = [a for k, v in files.items() for a in (f"--etcd-{k.replace('_', '-')}", v)]
         fleet = started_fleet(processes, tmp_path, etcd, start_origin, *options)
         fleet.configure(app("game", fleet.edge, fleet.origin), tls=files)
-        result = fleet.l4plan(cli, "apply", "--auto-approve")
-        assert result.exit_code == 0, result.output
-        assert "3/3 nodes converged" in result.stderr
-        for node in NODES:
-            assert echoes(fleet.address(node), fleet.edge)
+        fleet.apply_everywhere(cli, fleet.edge)
     finally:
         etcd.close()
 
