@@ -50,17 +50,6 @@ IDLE_TIMEOUT = 10  # seconds an admin connection may send nothing
 CONNECTION_DEADLINE = 120  # seconds an admin connection may last, whatever it sends
 
 
-def parse_endpoint(text):
-    """C{unix:PATH} or C{tcp:HOST:PORT} -> ("unix", path) / ("tcp", host, port)."""
-    kind, _, rest = text.partition(":")
-    if kind == "unix" and rest:
-        return ("unix", rest)
-    host, _, port = rest.rpartition(":")
-    if kind == "tcp" and host and port.isdigit() and 0 < int(port) < 65536:
-        return ("tcp", host.strip("[]"), int(port))
-    raise ValueError(f"{text!r} is not unix:PATH or tcp:HOST:PORT")
-
-
 def listen(reactor, endpoint, site, tls=None):
     """Open the admin endpoint (over TLS with C{tls}, a context factory); a
     unix socket is never reachable by others, even briefly."""

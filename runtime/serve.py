@@ -14,7 +14,6 @@ import json
 import signal
 import socket
 import sys
-from dataclasses import dataclass
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
@@ -86,42 +85,6 @@ def listen(reactor, key, server, reuse_port=False):
         return reactor.adoptDatagramPort(
             sock.fileno(), sock.family, server, maxPacketSize=MAX_DATAGRAM
         )
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What `l4plan runtime serve` was started with."""
-
-    data_dir: str = ".l4plan"
-    bind: str = "127.0.0.1"
-    bind6: str = "::1"
-    drain_timeout: float = 30.0
-    connect_timeout: float = 5.0
-    idle_timeout: float = 600.0
-    udp_idle_timeout: float = 30.0
-    max_connections: int = 10000
-    max_sessions: int = 10000
-    max_per_source: int = 0  # connections and sessions one client address may hold; 0: no cap
-    log_file: str | None = None  # rotated by size; None: standard error
-    dns_ttl: float = 30.0
-    workers: int = 1
-    splice: bool = True  # relay TCP bytes in the kernel where the platform can
-    etcd: tuple = ()  # endpoints of the fleet's etcd; empty: not in a fleet
-    etcd_prefix: str = "/l4plan/fleet/"
-    node: str | None = None  # this node's name in the fleet
-    node_ttl: float = 10.0  # seconds a dead node's report stays in etcd
-    etcd_ca_file: str | None = None  # TLS to the fleet's etcd: its CA, this node's certificate and key
-    etcd_cert_file: str | None = None
-    etcd_key_file: str | None = None
-    token_file: str | None = None  # the admin token, read again on SIGHUP
-    tls_cert: str | None = None  # the admin API's TLS certificate and key, read again on SIGHUP
-    tls_key: str | None = None
-    tls_client_ca: str | None = None  # with it, admin clients need a certificate it signed
-
-    @property
-    def reuse_port(self):
-        """Every process of `serve --workers N` opens the edge ports with SO_REUSEPORT."""
-        return self.workers > 1
 
 
 class _Listener(Service):
@@ -429,7 +392,7 @@ def reload_secrets(settings, site, tls):
 def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=None):
     """Serve the document in C{settings.data_dir} until SIGTERM/SIGINT; exit status 0.
 
-    C{admin} is an endpoint (L{admin.parse_endpoint}) for the admin API, which
+    C{admin} is an endpoint (L{settings.parse_endpoint}) for the admin API, which
     needs C{token} when given. With C{settings.workers} over 1 this process
     also starts and supervises the other workers, and says "ready" once they
     all serve; C{parent} is the fd of the pipe from main when this process is

@@ -10,7 +10,8 @@ import json
 import os
 import sys
 
-from l4plan.runtime.serve import Settings, run
+from l4plan.runtime.serve import run
+from l4plan.runtime.settings import Settings
 
 
 def main(settings_json, admin_socket):

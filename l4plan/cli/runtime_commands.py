@@ -12,7 +12,11 @@ import click
 
 from l4plan import model
 from l4plan.cli.options import comma_list, print_diagnostics
+from l4plan.runtime.settings import Settings, parse_endpoint
 from l4plan.tls import is_loopback
+
+#: serve's defaults: the runtime's own (plain Python, no Twisted loaded).
+SERVE = Settings()
 
 
 def _address(version):
@@ -38,7 +42,7 @@ def runtime():
 @runtime.command()
 @click.option(
     "--data-dir",
-    default=model.DATA_DIR,
+    default=SERVE.data_dir,
     show_default=True,
     type=click.Path(file_okay=False),
     help="Directory holding applied.json, the document served at start and "
@@ -52,21 +56,21 @@ def runtime():
 )
 @click.option(
     "--bind",
-    default="127.0.0.1",
+    default=SERVE.bind,
     show_default=True,
     callback=_address(4),
     help="IPv4 address the edge ports listen on.",
 )
 @click.option(
     "--bind6",
-    default="::1",
+    default=SERVE.bind6,
     show_default=True,
     callback=_address(6),
     help="IPv6 address for applications with ipv6 on.",
 )
 @click.option(
     "--drain-timeout",
-    default=30.0,
+    default=SERVE.drain_timeout,
     show_default=True,
     type=click.FloatRange(min=0),
     help="Seconds open TCP connections may finish after a stop, or after an "
@@ -74,56 +78,56 @@ def runtime():
 )
 @click.option(
     "--connect-timeout",
-    default=5.0,
+    default=SERVE.connect_timeout,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds to wait for an origin to accept a TCP connection.",
 )
 @click.option(
     "--idle-timeout",
-    default=600.0,
+    default=SERVE.idle_timeout,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds a TCP connection may stay without traffic.",
 )
 @click.option(
     "--udp-idle-timeout",
-    default=30.0,
+    default=SERVE.udp_idle_timeout,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds a UDP session may stay without traffic.",
 )
 @click.option(
     "--max-connections",
-    default=10000,
+    default=SERVE.max_connections,
     show_default=True,
     type=click.IntRange(min=1),
     help="Concurrent TCP connections per rule; more are refused.",
 )
 @click.option(
     "--max-sessions",
-    default=10000,
+    default=SERVE.max_sessions,
     show_default=True,
     type=click.IntRange(min=1),
     help="Concurrent UDP sessions per rule; datagrams of more clients are dropped.",
 )
 @click.option(
     "--max-per-source",
-    default=0,
+    default=SERVE.max_per_source,
     show_default=True,
     type=click.IntRange(min=0),
     help="Connections and sessions one client address may hold over all rules; 0: no cap.",
 )
 @click.option(
     "--dns-ttl",
-    default=30.0,
+    default=SERVE.dns_ttl,
     show_default=True,
     type=click.FloatRange(min=0),
     help="Seconds a resolved origin host name is reused.",
 )
 @click.option(
     "--workers",
-    default=1,
+    default=SERVE.workers,
     show_default=True,
     type=click.IntRange(min=1),
     help="Processes serving the edge ports together (SO_REUSEPORT, the kernel spreads "
@@ -132,7 +136,7 @@ def runtime():
 )
 @click.option(
     "--splice/--no-splice",
-    default=True,
+    default=SERVE.splice,
     show_default=True,
     help="Relay TCP bytes in the kernel with splice(2), zero-copy (Linux; "
     "elsewhere, and with --no-splice, they pass through Python).",
@@ -147,7 +151,7 @@ def runtime():
 )
 @click.option(
     "--etcd-prefix",
-    default="/l4plan/fleet/",
+    default=SERVE.etcd_prefix,
     show_default=True,
     help="The fleet's key prefix in etcd (the fleet provider's prefix).",
 )
@@ -157,7 +161,7 @@ def runtime():
 @click.option("--etcd-key-file", type=click.Path(dir_okay=False), help="The key of --etcd-cert-file.")
 @click.option(
     "--node-ttl",
-    default=10.0,
+    default=SERVE.node_ttl,
     show_default=True,
     type=click.FloatRange(min=2),
     help="Seconds a node's report outlives the node (its etcd lease).",
@@ -204,7 +208,7 @@ def serve(admin, token_file, insecure_admin, **options):
     from twisted.internet.error import CannotListenError
 
     from l4plan.runtime.document import DocumentError
-    from l4plan.runtime.serve import Settings, run
+    from l4plan.runtime.serve import run
     from l4plan.runtime.tls import TlsError
 
     endpoint, token = _admin_endpoint(admin, token_file)
@@ -247,7 +251,6 @@ def _check_tls(endpoint, options, insecure_admin):
 
 def _admin_endpoint(admin, token_file):
     """The parsed --admin endpoint and the token it needs over TCP (else None)."""
-    from l4plan.runtime.admin import parse_endpoint
 
     if admin is None:
         if token_file:

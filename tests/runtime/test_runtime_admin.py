@@ -11,9 +11,10 @@ from test_runtime_reconcile import Reactor
 from twisted.web.resource import getChildForRequest
 from twisted.web.test.requesthelper import DummyChannel, DummyRequest
 
-from l4plan.runtime import admin
+from l4plan.runtime import admin, settings
 from l4plan.runtime.reconcile import LiveConfig
-from l4plan.runtime.serve import Runtime, Settings
+from l4plan.runtime.serve import Runtime
+from l4plan.runtime.settings import Settings
 
 TOKEN = "the-token"
 DOCUMENT = make_document([make_rule("7000", [(7000, [17000])])])
@@ -206,13 +207,13 @@ def test_a_body_without_the_token_is_never_stored(live):
 )
 def test_parse_endpoint(text, endpoint):
     """unix:PATH and tcp:HOST:PORT are the admin endpoints."""
-    assert admin.parse_endpoint(text) == endpoint
+    assert settings.parse_endpoint(text) == endpoint
 
 
 @pytest.mark.parametrize("text", ["unix:", "tcp:9901", "tcp:localhost:0", "http://127.0.0.1:1"])
 def test_parse_endpoint_refuses(text):
     with pytest.raises(ValueError, match="is not unix:PATH or tcp:HOST:PORT"):
-        admin.parse_endpoint(text)
+        settings.parse_endpoint(text)
 
 
 def test_no_change_while_stopping(live):

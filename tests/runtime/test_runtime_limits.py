@@ -7,7 +7,8 @@ from twisted.internet.address import IPv4Address
 
 from l4plan.runtime.limits import MIN_RESERVE, FdBudget, raise_soft_limit
 from l4plan.runtime.routes import ListenerKey
-from l4plan.runtime.serve import Runtime, Settings
+from l4plan.runtime.serve import Runtime
+from l4plan.runtime.settings import Settings
 
 SETTINGS = Settings(drain_timeout=10, splice=False)
 

@@ -17,7 +17,8 @@ from l4plan.runtime.reconcile import (
     signatures,
 )
 from l4plan.runtime.routes import ListenerKey, compile_document
-from l4plan.runtime.serve import Runtime, Settings
+from l4plan.runtime.serve import Runtime
+from l4plan.runtime.settings import Settings
 
 TCP_7000 = ListenerKey("tcp", "127.0.0.1", 7000)
 

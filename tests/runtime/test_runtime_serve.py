@@ -8,7 +8,8 @@ from twisted.python.failure import Failure
 from l4plan.runtime.metrics import Metrics
 from l4plan.runtime.origins import HostCache
 from l4plan.runtime.routes import ListenerKey, compile_document
-from l4plan.runtime.serve import Runtime, Settings, SignalHandler
+from l4plan.runtime.serve import Runtime, SignalHandler
+from l4plan.runtime.settings import Settings
 
 SETTINGS = Settings(drain_timeout=10, splice=False)  # in-memory transports
 POOL = {

@@ -23,7 +23,8 @@ from twisted.web.test.requesthelper import DummyRequest
 from l4plan.admin_client import AdminClient
 from l4plan.runtime import admin
 from l4plan.runtime.reconcile import LiveConfig, ReconcileError
-from l4plan.runtime.serve import Runtime, Settings, _bound_socket
+from l4plan.runtime.serve import Runtime, _bound_socket
+from l4plan.runtime.settings import Settings
 from l4plan.runtime.workers import ParentWatch, WorkerError, Workers, merge_status
 
 # --- in memory ---------------------------------------------------------------
