@@ -14,13 +14,13 @@ the fallback.
 import socket
 import struct
 
-from twisted.internet import defer, error, protocol, tcp
+from twisted.internet import defer, error, protocol
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python import failure
 from zope.interface import implementer
 
-from l4plan.runtime import connect, logs, proxy_header, splice
+from l4plan.runtime import connect, logs, proxy_header, splice, twisted_private
 from l4plan.runtime.limits import UNLIMITED
 from l4plan.runtime.origins import SelfConnection, not_own
 
@@ -29,61 +29,12 @@ PIPES = splice.PipePool() if splice.available() else None  # this process's pipe
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 
 
-def _sender(transport):
-    """A function that writes to C{transport}, sending at once when it can.
-
-    Twisted's C{write} only queues: the bytes leave on the next reactor turn,
-    after an epoll_ctl to watch for writability and another to stop, which is
-    most of a small relayed message's cost (py-spy, keep-alive). When nothing
-    is queued and the connection is open, C{send} now is what that turn would
-    do; the rest (would block, partial send, errors, closing) goes to C{write},
-    so ordering, backpressure, half-close and error handling stay Twisted's.
-    Transports that are not Twisted TCP connections (in-memory ones) get C{write}.
-    """
-    if not isinstance(transport, tcp.Connection):
-        return transport.write
-    send = transport.socket.send
-
-    def send_or_queue(data):
-        if (
-            transport.connected
-            and not transport.dataBuffer
-            and not transport._tempDataLen
-            and not transport.disconnecting
-            and not transport._writeDisconnecting
-            and not transport._aborting
-        ):
-            try:
-                sent = send(data)
-            except OSError:  # would block, or an error Twisted will report
-                sent = 0
-            if sent == len(data):
-                return
-            data = data[sent:]
-        transport.write(data)
-
-    return send_or_queue
-
-
-def _waiting_bytes(transport):
-    """What the client sent while its origin was being connected (b"" for none).
-
-    An end of file stays readable, so the relay still sees it afterwards.
-    """
-    if not isinstance(transport, tcp.Connection):
-        return b""
-    try:
-        return transport.socket.recv(RECV_SIZE)
-    except OSError:  # nothing yet (would block), or an error the relay will meet
-        return b""
-
-
 @implementer(IHalfCloseableProtocol)
 class _Leg(protocol.Protocol):
     """One side of a relay; C{peer} is the other side once both exist."""
 
     peer = None
-    send_to_peer = None  # set with peer: L{_sender} of the peer's transport
+    send_to_peer = None  # set with peer: L{twisted_private.sender} of the peer's transport
     _read_closed = False
     _write_closed = False
 
@@ -206,7 +157,7 @@ class ClientLeg(_Leg, TimeoutMixin):
         )
         if not header:
             return b""
-        early = _waiting_bytes(self.transport)
+        early = twisted_private.waiting_bytes(self.transport, RECV_SIZE)
         self.count_in(len(early))
         return header + early
 
@@ -217,8 +168,8 @@ class ClientLeg(_Leg, TimeoutMixin):
             origin.transport.loseConnection()
             return
         self.peer = origin
-        self.send_to_peer = _sender(origin.transport)
-        origin.send_to_peer = _sender(self.transport)
+        self.send_to_peer = twisted_private.sender(origin.transport)
+        origin.send_to_peer = twisted_private.sender(self.transport)
         first = self.first_bytes()
         if first:
             self.send_to_peer(first)

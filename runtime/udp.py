@@ -6,12 +6,11 @@ owns a connected socket towards its origin, so replies are matched to the
 client by the socket they arrive on and sent back from the edge port.
 """
 
-from twisted.internet import udp
 from twisted.internet.error import MessageLengthError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python.failure import Failure
 
-from l4plan.runtime import logs, proxy_header
+from l4plan.runtime import logs, proxy_header, twisted_private
 from l4plan.runtime.limits import UNLIMITED
 from l4plan.runtime.origins import SelfConnection, not_own
 
@@ -137,22 +136,8 @@ class UdpRelay(DatagramProtocol):
         session.send(data)
 
     def reply(self, datagram, client):
-        """Send C{datagram} to C{client} from the edge socket.
-
-        Twisted's C{udp.Port.write} checks the address (isIPAddress and
-        isIPv6Address against the socket's family) on every datagram, a large
-        share of the reply path (py-spy, udp_rr). C{client} came from this
-        socket's own recvfrom, so the checks cannot fail: send on the socket.
-        Errors drop the datagram, as L{_send} does.
-        """
-        transport = self.transport
-        if not isinstance(transport, udp.Port):  # an in-memory transport (tests)
-            _send(transport, datagram, client)
-            return
-        try:
-            transport.socket.sendto(datagram, client)
-        except OSError:
-            pass
+        """Send C{datagram} to C{client} from the edge socket."""
+        twisted_private.send_datagram(self.transport, datagram, client)
 
     def _open(self, client):
         """A session for a new client; the ACL and the cap are checked here, once

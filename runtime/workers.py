@@ -25,7 +25,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from twisted.application.service import Service
-from twisted.internet import defer, error, main, process, protocol
+from twisted.internet import defer, error, main, protocol
 from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.logger import Logger
 from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
@@ -33,6 +33,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
+from l4plan.runtime import twisted_private
 from l4plan.runtime.document import APPLIED_FILE, DocumentError
 from l4plan.runtime.reconcile import GENERATION_FILE, ReconcileError
 
@@ -159,7 +160,7 @@ class Workers(Service):
         """Reap exited children: the reactor runs without its own signal handlers
         (serve.SignalHandler has SIGTERM/SIGINT), so it would miss a child that
         exits after closing its pipes, and wait for it forever."""
-        self._reactor.callFromThread(process.reapAllProcesses)
+        self._reactor.callFromThread(twisted_private.reap_children)
 
     def stopService(self):
         """Stop every child (each drains like main); fires once all have exited."""

@@ -210,6 +210,7 @@ def serve(admin, token_file, insecure_admin, **options):
     from l4plan.runtime.document import DocumentError
     from l4plan.runtime.serve import run
     from l4plan.runtime.tls import TlsError
+    from l4plan.runtime.twisted_private import TwistedMismatch
 
     endpoint, token = _admin_endpoint(admin, token_file)
     _check_tls(endpoint, options, insecure_admin)
@@ -228,7 +229,7 @@ def serve(admin, token_file, insecure_admin, **options):
         raise click.ClickException(
             f"{error}\nAnother process uses this port; stop it or change the rule."
         ) from error
-    except TlsError as error:
+    except (TlsError, TwistedMismatch) as error:
         raise click.ClickException(str(error)) from None
 
 

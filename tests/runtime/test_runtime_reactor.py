@@ -9,7 +9,7 @@ from twisted.internet import error
 
 from l4plan.runtime import reactor as relay_reactor
 
-pytestmark = pytest.mark.skipif(relay_reactor.EPollReactor is None, reason="epoll is Linux-only")
+pytestmark = pytest.mark.skipif(relay_reactor.RelayReactor is None, reason="epoll is Linux-only")
 
 
 class Reader:
