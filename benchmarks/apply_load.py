@@ -28,7 +28,7 @@ from benchmarks.processes import (
     runtime_serve,
     wait_for_line,
 )
-from l4plan.admin_client import AdminClient
+from l4plan.providers.admin_client import AdminClient
 
 BULK_FROM = 10000  # below the ephemeral range, above the ports the test suites pick
 BULK_RULE = 100  # edge ports per bulk rule

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from l4plan.admin_client import AdminClient
+from l4plan.providers.admin_client import AdminClient
 
 BIND = "127.0.0.2"
 PING_EVERY = 0.005

@@ -108,12 +108,14 @@ class Outcome:
 # --- workspace ---------------------------------------------------------------
 
 
-def open_workspace(directory, inputs):
-    """Load the configuration in ``directory`` and find its provider and state."""
+def open_workspace(directory, inputs, progress=None):
+    """Load the configuration in ``directory`` and find its provider and state;
+    ``progress`` is where the provider's progress lines go."""
     config = load_config(directory, inputs)
-    return Workspace(
-        config, provider_for(config, directory), open_backend(config.backend, directory)
-    )
+    provider = provider_for(config, directory)
+    if progress is not None:
+        provider.progress = progress
+    return Workspace(config, provider, open_backend(config.backend, directory))
 
 
 def backend_in(directory):

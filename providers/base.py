@@ -42,6 +42,11 @@ class Provider(ABC):
     #: Names of the attributes its ``provider`` block accepts.
     SETTINGS = frozenset()
 
+    @staticmethod
+    def progress(line):
+        """Where progress lines go (a runtime started, a node converged): the
+        caller sets a function of one line; a provider never prints."""
+
     def __init__(self, name, settings, workdir):
         """``settings`` are the attributes of the ``provider`` block."""
         unknown = sorted(set(settings) - self.SETTINGS)

@@ -15,7 +15,6 @@ runtime document of 10,000 listeners is larger than that as JSON.
 
 import hashlib
 import json
-import sys
 import time
 
 from l4plan import etcd
@@ -37,7 +36,7 @@ class FleetProvider(Provider):
     )
     READS = frozenset({"application", "load_balancer", "ip_access_rule"})
 
-    def __init__(self, name, settings, workdir, out=None):
+    def __init__(self, name, settings, workdir):
         settings = {**block_defaults("provider", "fleet"), **settings}
         super().__init__(name, settings, workdir)
         self.endpoints = list(settings["endpoints"])
@@ -48,7 +47,6 @@ class FleetProvider(Provider):
             self.client = etcd.client_of(settings, workdir)
         except etcd.EtcdError as error:
             raise ProviderError(f"{error} in the provider block") from None
-        self.out = out or sys.stderr
         self._seen = None  # mod_revision of the desired document when read
 
     @property
@@ -62,7 +60,7 @@ class FleetProvider(Provider):
         self._seen = revision
         digest = hashlib.sha256(data).hexdigest() if data is not None else None
         for line in drift_lines(self.nodes(), revision, digest):
-            self._say(line)
+            self.progress(line)
         return read_document(document) if document else {}
 
     def _apply(self, plan, desired):
@@ -141,7 +139,7 @@ class FleetProvider(Provider):
                 f"--canary names {', '.join(missing)}, not a node of {self.where} "
                 f"(its nodes: {', '.join(sorted(reports)) or 'none'})"
             )
-        self._say(f"canary: {', '.join(canary)} first, then the other {len(reports) - len(canary)} nodes")
+        self.progress(f"canary: {', '.join(canary)} first, then the other {len(reports) - len(canary)} nodes")
         value = json.dumps({"nodes": list(canary), "hash": digest, "document": json.loads(data)}).encode()
         key, desired_key = self.prefix + "canary", self.prefix + "desired"
         succeeded, answer = self._etcd(
@@ -155,7 +153,7 @@ class FleetProvider(Provider):
         failed = [(name, report) for name, report in reports.items() if report["status"] != "ok"]
         if failed:
             self._etcd(self.client.txn, [], [etcd.delete(key)])
-            self._say("withdrawing the canary")
+            self.progress("withdrawing the canary")
             self._wait(0, hashlib.sha256(previous).hexdigest(), only=set(canary))
             named = "; ".join(f"node {name}: {report['error']}" for name, report in failed)
             raise ProviderError(f"{named}. The canary was withdrawn: the other nodes never took the change")
@@ -172,16 +170,16 @@ class FleetProvider(Provider):
         while True:
             nodes = {n: r for n, r in self.nodes().items() if only is None or n in only}
             for name in sorted(known - set(nodes) - set(done)):
-                self._say(f"  warning: node {name} left the fleet (its lease expired); it is not waited for")
+                self.progress(f"  warning: node {name} left the fleet (its lease expired); it is not waited for")
             known |= set(nodes)
             for name, report in sorted(nodes.items()):
                 if name not in done and report.get("hash") == digest and report["revision"] >= revision:
                     done[name] = report
-                    self._say(_node_line(name, report, time.monotonic() - started))
+                    self.progress(_node_line(name, report, time.monotonic() - started))
             waiting = sorted(set(nodes) - set(done))
             if not waiting:
                 live = {n: r for n, r in done.items() if n in nodes}
-                self._say(f"{sum(r['status'] == 'ok' for r in live.values())}/{len(nodes)} nodes converged in {time.monotonic() - started:.2f} s")
+                self.progress(f"{sum(r['status'] == 'ok' for r in live.values())}/{len(nodes)} nodes converged in {time.monotonic() - started:.2f} s")
                 return live
             if time.monotonic() > deadline:
                 raise OutcomeUnknown(
@@ -198,13 +196,10 @@ class FleetProvider(Provider):
                 f"new document; fix the cause and apply again"
             )
         back = previous if previous is not None else _encode(build_document({}))
-        self._say("rolling back to the previous document")
+        self.progress("rolling back to the previous document")
         restored = self._write(written, back)
         self._wait(restored, hashlib.sha256(back).hexdigest())
         raise ProviderError(f"{named}. The fleet was rolled back to the previous document")
-
-    def _say(self, line):
-        print(line, file=self.out, flush=True)
 
 
 def drift_lines(nodes, revision, digest):

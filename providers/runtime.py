@@ -18,14 +18,14 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from l4plan.admin_client import (
+from l4plan.model import DATA_DIR
+from l4plan.providers.admin_client import (
     AdminClient,
     AdminError,
     NoAnswer,
     Unreachable,
     parse_endpoint,
 )
-from l4plan.model import DATA_DIR
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
 from l4plan.providers.runtime_document import (
     build_document,
@@ -169,10 +169,9 @@ class RuntimeProvider(Provider):
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and process.poll() is None:
             if client.healthy():
-                print(
+                self.progress(
                     f"l4plan: started a local runtime (pid {process.pid}) on {self.admin}; "
-                    f"log: {log}; stop it with `l4plan runtime stop`",
-                    file=sys.stderr,
+                    f"log: {log}; stop it with `l4plan runtime stop`"
                 )
                 return
             time.sleep(0.1)

@@ -11,6 +11,7 @@ from l4plan.config.variables import (
     parse_var_options,
     read_var_files,
 )
+from l4plan.state import InvalidDuration, parse_duration
 
 
 def variable_options(command):
@@ -71,3 +72,28 @@ def closed_after(backend):
 def comma_list(ctx, param, value):
     """A click callback: ``"a, b,c"`` → ``("a", "b", "c")``; nothing given → ``()``."""
     return tuple(part.strip() for part in value.split(",") if part.strip()) if value else ()
+
+
+class Duration(click.ParamType):
+    """A duration such as ``30s``, ``2m``, ``500ms`` or ``0``, in seconds."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value)
+        except InvalidDuration as error:
+            self.fail(str(error), param, ctx)
+
+
+DURATION = Duration()
+
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=DURATION,
+    default="0s",
+    show_default=True,
+    help="How long to wait for the state lock (e.g. 30s, 2m).",
+)

@@ -17,11 +17,11 @@ from l4plan.cli.options import (
     ask_yes,
     closed_after,
     comma_list,
+    lock_timeout_option,
     print_diagnostics,
     variable_inputs,
     variable_options,
 )
-from l4plan.cli.state_commands import lock_timeout_option
 from l4plan.diagnostics import ConfigError
 from l4plan.plan import PlanError
 from l4plan.planfile import PlanFileError, load_plan, save_plan
@@ -121,8 +121,13 @@ def _plan_options(destroy, targets, refresh, refresh_only, force, lock_timeout):
     )
 
 
+def _progress(line):
+    """A provider's progress line, on standard error as it happens."""
+    click.echo(line, err=True)
+
+
 def _workspace(var_pairs, var_files):
-    workspace = engine.open_workspace(".", variable_inputs(var_pairs, var_files))
+    workspace = engine.open_workspace(".", variable_inputs(var_pairs, var_files), _progress)
     closed_after(workspace.backend)
     return workspace
 

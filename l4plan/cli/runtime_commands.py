@@ -305,7 +305,7 @@ def _admin_client(providers):
 
     Without a configuration, the embedded default: unix:.l4plan/runtime.sock.
     """
-    from l4plan.admin_client import AdminClient
+    from l4plan.providers.admin_client import AdminClient
 
     settings = {**ADMIN_DEFAULTS, **(providers.get("runtime") or {})}
     admin = settings["admin"]
@@ -322,7 +322,7 @@ def status(as_json):
     embedded default, unix:.l4plan/runtime.sock, without a configuration),
     or, with provider "fleet", the nodes' reports in etcd.
     """
-    from l4plan.admin_client import AdminError
+    from l4plan.providers.admin_client import AdminError
 
     providers = _provider_blocks()
     if "fleet" in providers:

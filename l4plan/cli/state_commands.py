@@ -1,8 +1,7 @@
 """State surgery (state list/show/rm/mv/pull/push) and force-unlock.
 
 Thin commands over the configuration's state backend: every write takes the
-lock and is a compare-and-swap there. ``DURATION`` and ``lock_timeout_option`` are for any command that
-takes ``--lock-timeout``.
+lock and is a compare-and-swap there.
 """
 
 import json
@@ -12,33 +11,8 @@ import click
 
 from l4plan import state as backend
 from l4plan.apply import backend_in
-from l4plan.cli.options import ask_yes, closed_after
+from l4plan.cli.options import ask_yes, closed_after, lock_timeout_option
 from l4plan.diagnostics import ConfigError
-
-
-class Duration(click.ParamType):
-    """A duration such as ``30s``, ``2m``, ``500ms`` or ``0``, in seconds."""
-
-    name = "duration"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, float):
-            return value
-        try:
-            return backend.parse_duration(value)
-        except backend.InvalidDuration as error:
-            self.fail(str(error), param, ctx)
-
-
-DURATION = Duration()
-
-lock_timeout_option = click.option(
-    "--lock-timeout",
-    type=DURATION,
-    default="0s",
-    show_default=True,
-    help="How long to wait for the state lock (e.g. 30s, 2m).",
-)
 
 
 def _backend(ctx, param, value):

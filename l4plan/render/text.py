@@ -9,8 +9,6 @@ their port mapping, then the summary line. Drift comes first.
 
 import json
 
-import click
-
 LEGEND = {
     "create": "create",
     "update": "update in-place",
@@ -24,7 +22,9 @@ HEADLINES = {
     "delete": "will be destroyed",
     "replace": "must be replaced",
 }
-COLOURS = {"+": "green", "~": "yellow", "-": "red"}
+#: ANSI SGR codes, as Terraform colours its glyphs: green, yellow, red; bold.
+COLOURS = {"+": "32", "~": "33", "-": "31"}
+BOLD = "1"
 NO_CHANGES = "No changes. The runtime matches the configuration."
 NO_DRIFT = (
     "No changes. The runtime still matches the state: l4plan read every object "
@@ -44,7 +44,7 @@ def as_dict(plan):
 
 
 class TextRenderer:
-    """Plain text, coloured with click.style only when ``color`` is true."""
+    """Plain text, coloured with ANSI escapes only when ``color`` is true."""
 
     def __init__(self, color=False):
         self._color = color
@@ -131,12 +131,14 @@ class TextRenderer:
         padding = " " * (width - len(glyph))
         if not self._color:
             return padding + glyph
-        return padding + "/".join(
-            click.style(g, fg=COLOURS[g]) for g in glyph.split("/")
-        )
+        return padding + "/".join(_styled(g, COLOURS[g]) for g in glyph.split("/"))
 
     def _bold(self, text):
-        return click.style(text, bold=True) if self._color else text
+        return _styled(text, BOLD) if self._color else text
+
+
+def _styled(text, code):
+    return f"\x1b[{code}m{text}\x1b[0m"
 
 
 def _value(value):

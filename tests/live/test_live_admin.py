@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from l4plan.admin_client import AdminClient
+from l4plan.providers.admin_client import AdminClient
 from tests.runtime.runtime_helpers import free_ports, make_document, make_rule
 
 TOKEN = "s3cret-token-for-tests"

@@ -15,7 +15,7 @@ from importlib import resources
 import pytest
 from jsonschema import Draft202012Validator
 
-from l4plan.admin_client import AdminClient
+from l4plan.providers.admin_client import AdminClient
 from tests.live.conftest import application, runtime_pid
 from tests.live.load import read_line, tcp_exchange
 from tests.runtime.runtime_helpers import free_ports, read_until

@@ -3,7 +3,7 @@
 import sys
 from collections import Counter
 
-from l4plan.admin_client import AdminClient
+from l4plan.providers.admin_client import AdminClient
 from tests.live.conftest import application
 from tests.live.load import tcp_exchange
 from tests.runtime.runtime_helpers import free_ports, udp_exchange

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from l4plan.admin_client import AdminClient, NoAnswer, Unreachable
+from l4plan.providers.admin_client import AdminClient, NoAnswer, Unreachable
 
 
 def test_a_request_taken_but_not_answered_is_no_answer(tmp_path):

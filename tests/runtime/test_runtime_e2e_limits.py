@@ -13,7 +13,7 @@ from runtime_helpers import (
     udp_exchange,
 )
 
-from l4plan.admin_client import AdminClient
+from l4plan.providers.admin_client import AdminClient
 from tests.runtime.runtime_helpers import L4PLAN
 
 

@@ -20,7 +20,7 @@ from twisted.web.resource import getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
-from l4plan.admin_client import AdminClient
+from l4plan.providers.admin_client import AdminClient
 from l4plan.runtime import admin
 from l4plan.runtime.reconcile import LiveConfig, ReconcileError
 from l4plan.runtime.serve import Runtime, _bound_socket
