@@ -1,6 +1,6 @@
 """Apply under load: `l4plan apply` of one changed rule to a runtime with many listeners.
 
-A runtime with an admin socket serves C{listeners} TCP edge ports (bulk
+A runtime with an admin socket serves ``listeners`` TCP edge ports (bulk
 applications of 100 ports each, all to one origin) plus a "probe" rule that
 each apply moves between two origins answering "ok" and "alt", and a
 "steady" rule that never changes. While a thread opens new connections to
@@ -38,7 +38,7 @@ APPLY_TIMEOUT = 120
 
 
 def fetch(port, timeout=5.0):
-    """The body of one HTTP/1.0 GET on a new connection to C{port}."""
+    """The body of one HTTP/1.0 GET on a new connection to ``port``."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
         reply = b""
@@ -51,7 +51,7 @@ def fetch(port, timeout=5.0):
 
 
 class ConnectionLoad(threading.Thread):
-    """New connections, one after the other, to C{ports} until stopped; failures counted."""
+    """New connections, one after the other, to ``ports`` until stopped; failures counted."""
 
     def __init__(self, ports, max_seconds):
         super().__init__(daemon=True)
@@ -164,7 +164,7 @@ class ApplyBench:
             )
 
     def timed_apply(self, probe_origin, answer):
-        """(seconds until the probe serves C{answer}, seconds the apply took)."""
+        """(seconds until the probe serves ``answer``, seconds the apply took)."""
         self.write(probe_origin)
         start = time.monotonic()
         with _killed_on_exit(self.apply()) as applying:
@@ -175,7 +175,7 @@ class ApplyBench:
         return serving - start, time.monotonic() - start
 
     def put_flips(self, document_for):
-        """Median seconds of a PUT /v1/config moving the probe, over L{PUTS} PUTs."""
+        """Median seconds of a PUT /v1/config moving the probe, over ``PUTS`` PUTs."""
         client = AdminClient(self.admin, timeout=APPLY_TIMEOUT)
         seconds = []
         for i in range(PUTS):
@@ -215,7 +215,7 @@ def _wait_for_answer(port, answer, deadline):
 
 
 def measure(workdir, origins, listeners, applies, profile=None):
-    """The figures of the apply-under-load run (the runtime under cProfile if C{profile})."""
+    """The figures of the apply-under-load run (the runtime under cProfile if ``profile``)."""
     check_bulk_ports_free(listeners)
     bench = ApplyBench(workdir, origins, listeners, profile)
     try:

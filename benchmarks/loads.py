@@ -1,6 +1,6 @@
 """Load generators, run on the load core, and the parsing of what they print.
 
-Each load is bounded by C{seconds}; the parsers are pure functions so the
+Each load is bounded by ``seconds``; the parsers are pure functions so the
 smoke test can check them on canned output.
 """
 
@@ -24,7 +24,7 @@ def _run(argv, seconds):
 
 
 def iperf3_tcp(port, seconds, streams):
-    """TCP bulk from client to server through C{port}: Gbit/s the server received."""
+    """TCP bulk from client to server through ``port``: Gbit/s the server received."""
     argv = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-P", str(streams)]
     return parse_iperf3_tcp(_run([*argv, "-J"], seconds))
 
@@ -35,7 +35,7 @@ def parse_iperf3_tcp(text):
 
 
 def iperf3_udp(port, seconds, mbit_s, size):
-    """UDP at a fixed rate of C{size}-byte datagrams: what arrived, and how many were lost."""
+    """UDP at a fixed rate of ``size``-byte datagrams: what arrived, and how many were lost."""
     argv = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-u"]
     argv += ["-b", f"{mbit_s}M", "-l", str(size), "-J"]
     return parse_iperf3_udp(_run(argv, seconds))
@@ -52,7 +52,7 @@ def parse_iperf3_udp(text):
 
 
 def wrk(port, seconds, connections, close):
-    """HTTP GETs on C{connections} connections; C{close} sends C{Connection: close}
+    """HTTP GETs on ``connections`` connections; ``close`` sends ``Connection: close``
     so every request is a new TCP connection through the proxy."""
     argv = ["wrk", "-t1", "-c", str(connections), "-d", f"{seconds}s", "--latency"]
     if close:
@@ -69,7 +69,7 @@ def _ms(value):
 
 
 def parse_wrk(text):
-    """Requests/s, p50/p99 latency (ms), failed and all requests from C{wrk --latency}."""
+    """Requests/s, p50/p99 latency (ms), failed and all requests from ``wrk --latency``."""
     figures = {"req_s": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))}
     for percent in ("50", "99"):
         latency = re.search(rf"^\s+{percent}%\s+(\S+)$", text, re.M).group(1)
@@ -85,7 +85,7 @@ def parse_wrk(text):
 
 
 def udp_request_response(port, seconds, count, sockets=4, window=16, size=64):
-    """Datagrams sent and echoed through C{port}, C{window} in flight per socket."""
+    """Datagrams sent and echoed through ``port``, ``window`` in flight per socket."""
     argv = [sys.executable, str(HERE / "udp_load.py"), str(port), str(seconds), str(count)]
     argv += [str(sockets), str(window), str(size)]
     return parse_udp_load(_run(argv, seconds))
@@ -102,7 +102,7 @@ def parse_udp_load(text):
 
 
 def open_idle(port, count):
-    """C{count} TCP connections to C{port} that send nothing; the caller closes them."""
+    """``count`` TCP connections to ``port`` that send nothing; the caller closes them."""
     connections = []
     try:
         for _ in range(count):
@@ -119,7 +119,7 @@ def close_all(connections):
 
 
 def established_to(port):
-    """How many established TCP connections have local port C{port} (accepted by it)."""
+    """How many established TCP connections have local port ``port`` (accepted by it)."""
     with open("/proc/net/tcp") as table:
         return count_established(table.read(), port)
 
@@ -134,7 +134,7 @@ def count_established(table, port):
 
 
 def wait_until(predicate, timeout, interval=0.1):
-    """Poll C{predicate} until it is true (True) or C{timeout} seconds pass (False)."""
+    """Poll ``predicate`` until it is true (True) or ``timeout`` seconds pass (False)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -52,7 +52,7 @@ class OriginPorts:
 
 
 class Origins:
-    """Start and stop the origin servers in C{workdir}."""
+    """Start and stop the origin servers in ``workdir``."""
 
     def __init__(self, workdir):
         self.workdir = Path(workdir)

@@ -20,7 +20,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def runtime_serve(data_dir, profile=None):
-    """The argv of `l4plan runtime serve`, under cProfile writing C{profile} if given
+    """The argv of `l4plan runtime serve`, under cProfile writing ``profile`` if given
     (cProfile writes it when the runtime exits after SIGTERM)."""
     python = [sys.executable]
     if profile is not None:
@@ -55,7 +55,7 @@ def free_port(kind=socket.SOCK_STREAM):
 
 
 class Process:
-    """One started process in its own process group, pinned to C{core}."""
+    """One started process in its own process group, pinned to ``core``."""
 
     def __init__(self, argv, core, log_path, cwd=None):
         self.argv = argv
@@ -80,7 +80,7 @@ class Process:
             )
 
     def stop(self, timeout=5.0):
-        """SIGTERM its process group, SIGKILL after C{timeout} seconds."""
+        """SIGTERM its process group, SIGKILL after ``timeout`` seconds."""
         if self.popen.poll() is not None:
             return
         _signal_group(self.pid, signal.SIGTERM)
@@ -99,7 +99,7 @@ def _signal_group(pid, signum):
 
 
 def wait_for_port(port, process=None, timeout=10.0):
-    """Block until something accepts TCP connections on 127.0.0.1:C{port}."""
+    """Block until something accepts TCP connections on 127.0.0.1:``port``."""
     deadline = time.monotonic() + timeout
     while True:
         if process is not None:
@@ -114,14 +114,14 @@ def wait_for_port(port, process=None, timeout=10.0):
 
 
 def cpu_seconds(pid):
-    """User plus system CPU time of C{pid} so far (/proc/PID/stat utime, stime)."""
+    """User plus system CPU time of ``pid`` so far (/proc/PID/stat utime, stime)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def rss_bytes(pid):
-    """Resident set size of C{pid} (/proc/PID/status VmRSS)."""
+    """Resident set size of ``pid`` (/proc/PID/status VmRSS)."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
@@ -130,13 +130,13 @@ def rss_bytes(pid):
 
 
 def children(pid):
-    """Pids of the direct children of C{pid}."""
+    """Pids of the direct children of ``pid``."""
     with open(f"/proc/{pid}/task/{pid}/children") as listing:
         return [int(child) for child in listing.read().split()]
 
 
 def wait_for_child(process, timeout=10.0):
-    """The pid of the first child of C{process} (nginx's worker), once it exists."""
+    """The pid of the first child of ``process`` (nginx's worker), once it exists."""
     deadline = time.monotonic() + timeout
     while not children(process.pid):
         process.check_running()
@@ -147,7 +147,7 @@ def wait_for_child(process, timeout=10.0):
 
 
 def wait_for_line(path, line, process, timeout=30.0):
-    """Block until C{process} has written C{line} to its log C{path}."""
+    """Block until ``process`` has written ``line`` to its log ``path``."""
     deadline = time.monotonic() + timeout
     while line not in path.read_text().splitlines():
         process.check_running()

@@ -18,7 +18,7 @@ GRACE = 15
 
 
 class PySpy:
-    """Records one raw (collapsed stacks) profile per test into C{directory}."""
+    """Records one raw (collapsed stacks) profile per test into ``directory``."""
 
     def __init__(self, directory):
         if not shutil.which("py-spy"):
@@ -28,7 +28,7 @@ class PySpy:
 
     @contextlib.contextmanager
     def sampling(self, pid, name, seconds):
-        """Sample C{pid} for C{seconds} while the block runs; write C{name}.txt."""
+        """Sample ``pid`` for ``seconds`` while the block runs; write ``name``.txt."""
         argv = ["py-spy", "record", "--pid", str(pid), "--duration", str(seconds)]
         argv += ["--rate", str(RATE), "--nonblocking", "--format", "raw"]
         argv += ["-o", str(self.directory / f"{name}.txt")]
@@ -44,7 +44,7 @@ class PySpy:
 
 
 def _function(frame):
-    """C{"name (file.py:123)"} without its line number, so a function's lines add up."""
+    """``"name (file.py:123)"`` without its line number, so a function's lines add up."""
     return re.sub(r":\d+\)$", ")", frame)
 
 

@@ -27,7 +27,7 @@ NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
 @dataclass(frozen=True)
 class Route:
-    """One origin service; C{protocols} share the edge port (iperf3 needs both)."""
+    """One origin service; ``protocols`` share the edge port (iperf3 needs both)."""
 
     name: str
     origin: int
@@ -36,7 +36,7 @@ class Route:
 
 
 def routes(origins):
-    """The routes every proxy is asked to forward, to L{OriginPorts} C{origins}."""
+    """The routes every proxy is asked to forward, to ``OriginPorts`` ``origins``."""
     return (
         Route("iperf", origins.iperf, ("tcp", "udp")),
         Route("http", origins.http),
@@ -46,9 +46,9 @@ def routes(origins):
 
 
 class Proxy:
-    """Start with C{start(routes, workdir)}; C{edges[(route, protocol)]} is the port to use.
+    """Start with ``start(routes, workdir)``; ``edges[(route, protocol)]`` is the port to use.
 
-    Subclasses set C{name}, C{protocols}, C{proxy_v2} and implement C{_launch},
+    Subclasses set ``name``, ``protocols``, ``proxy_v2`` and implement ``_launch``,
     which starts the processes and returns {route name: pid doing its relaying}.
     """
 
@@ -82,7 +82,7 @@ class Proxy:
             process.check_running()
 
     def pid(self, route_name):
-        """The process whose CPU and memory count for C{route_name}."""
+        """The process whose CPU and memory count for ``route_name``."""
         return self._pids[route_name]
 
     def _run(self, argv, workdir, name="proxy"):
@@ -131,7 +131,7 @@ listen {name}
 
 
 class HAProxy(Proxy):
-    """HAProxy 2.x, C{mode tcp}, one thread, stock buffers."""
+    """HAProxy 2.x, ``mode tcp``, one thread, stock buffers."""
 
     name = "haproxy"
     proxy_v2 = True
@@ -172,7 +172,7 @@ NGINX_SERVER = """\
 
 
 class Nginx(Proxy):
-    """nginx C{stream}, one worker; the only other UDP proxy (it sends no PROXY v2)."""
+    """nginx ``stream``, one worker; the only other UDP proxy (it sends no PROXY v2)."""
 
     name = "nginx"
     protocols = ("tcp", "udp")
@@ -193,7 +193,7 @@ class Nginx(Proxy):
 
 
 class L4planRuntime(Proxy):
-    """C{l4plan runtime serve} with a runtime document holding one rule per route."""
+    """``l4plan runtime serve`` with a runtime document holding one rule per route."""
 
     name = "l4plan"
     protocols = ("tcp", "udp")
@@ -213,7 +213,7 @@ class L4planRuntime(Proxy):
         return {route.name: process.pid for route in routes}
 
     def document(self, routes):
-        """The runtime document (schemas/runtime.schema.json) forwarding C{routes}."""
+        """The runtime document (schemas/runtime.schema.json) forwarding ``routes``."""
         rules = [self._rule(r, p) for r in routes for p in self._protocols(r)]
         application = {
             "domain": "bench.example.com",
@@ -239,7 +239,7 @@ class L4planRuntime(Proxy):
 
 
 class L4planPythonRelay(L4planRuntime):
-    """The runtime with C{--no-splice}: TCP bytes through Python, as before splice
+    """The runtime with ``--no-splice``: TCP bytes through Python, as before splice
     (and as on platforms without it), for before/after figures in one run."""
 
     name = "l4plan-nosplice"
@@ -248,7 +248,7 @@ class L4planPythonRelay(L4planRuntime):
 
 
 class Portforward(Proxy):
-    """Twisted's stock C{portforward}, one process per route: the floor to stay above."""
+    """Twisted's stock ``portforward``, one process per route: the floor to stay above."""
 
     name = "portforward"
 

@@ -2,7 +2,7 @@
 
 A real `l4plan runtime serve` relays one TCP connection to an echo origin; a
 client pings through it (one byte, every 5 ms) before and during a
-C{PUT /v1/config} that adds N TCP edge ports. What the reconcile holds the
+``PUT /v1/config`` that adds N TCP edge ports. What the reconcile holds the
 reactor for shows as the worst round trip during the PUT; the one before it is
 the reference measured in the same run. Edge ports listen on 127.0.0.2, where
 nothing else here does; the runtime and the origin end with the script.

@@ -3,8 +3,8 @@
 An in-process runtime on the real reactor binds real TCP listeners for a
 document of N bulk applications x 100 edge ports plus a "probe" and a
 "steady" application; then the probe's origin port is changed again and
-again with C{LiveConfig.apply}, the call behind the admin API's
-C{PUT /v1/config}. The same is done with one bulk application. A reconcile
+again with ``LiveConfig.apply``, the call behind the admin API's
+``PUT /v1/config``. The same is done with one bulk application. A reconcile
 should cost what the change costs, so the two times should be close.
 
 Listeners are bound on 127.0.0.2 (loopback, but no address the tests and the
@@ -55,7 +55,7 @@ def _application(name, edge_from, edge_to, origin_port):
 
 
 def document(applications, base, probe_origin):
-    """A runtime document of C{applications} x 100 ports from C{base}, then probe and steady."""
+    """A runtime document of ``applications`` x 100 ports from ``base``, then probe and steady."""
     apps = {
         f"bulk{i:04d}": _application(
             f"bulk{i}",
@@ -88,7 +88,7 @@ def check_ports_free(bind, base, count):
 
 
 def one_rule_applies(live, applications, base):
-    """Median seconds of C{APPLIES} applies that each change the probe's origin port."""
+    """Median seconds of ``APPLIES`` applies that each change the probe's origin port."""
     live.apply(document(applications, base, ORIGIN))
     seconds = []
     for turn in range(APPLIES):

@@ -40,7 +40,7 @@ class Test:
 
 
 def timed(load):
-    """Wrap C{load(port, settings)}: add the proxy's CPU use while it ran."""
+    """Wrap ``load(port, settings)``: add the proxy's CPU use while it ran."""
 
     def measure(port, route, pid, settings):
         before = cpu_seconds(pid) if pid else None
@@ -60,7 +60,7 @@ def timed(load):
 
 
 def idle_memory(port, route, pid, settings):
-    """RSS of the proxy with C{idle_connections} open, all of them relayed to the origin."""
+    """RSS of the proxy with ``idle_connections`` open, all of them relayed to the origin."""
     before, origin_before = rss_bytes(pid), loads.established_to(route.origin)
     count = settings.idle_connections
     connections = loads.open_idle(port, count)
@@ -112,16 +112,16 @@ TESTS = (
 
 
 def applies(test, proxy):
-    """Whether C{proxy} forwards what C{test} needs."""
+    """Whether ``proxy`` forwards what ``test`` needs."""
     if (test.route, test.protocol) not in proxy.edges:
         return False
     return not test.needs_process or proxy.pid(test.route) is not None
 
 
 def run_once(test, proxy, routes, settings, profiler=None):
-    """One measurement of C{test} through C{proxy}; an error is recorded, not raised.
+    """One measurement of ``test`` through ``proxy``; an error is recorded, not raised.
 
-    With a L{profiling.PySpy} C{profiler}, the l4plan runtime is sampled meanwhile.
+    With a ``profiling.PySpy`` ``profiler``, the l4plan runtime is sampled meanwhile.
     """
     route = next(r for r in routes if r.name == test.route)
     port, pid = proxy.edges[(test.route, test.protocol)], proxy.pid(test.route)

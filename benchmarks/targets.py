@@ -7,8 +7,8 @@ RUNTIME = "l4plan"
 
 @dataclass(frozen=True)
 class Target:
-    """C{figure} of C{test} for the runtime against C{bound} x C{reference}'s
-    (or against C{bound} itself when there is no reference proxy)."""
+    """``figure`` of ``test`` for the runtime against ``bound`` x ``reference``'s
+    (or against ``bound`` itself when there is no reference proxy)."""
 
     text: str
     test: str

@@ -41,8 +41,8 @@ def write_atomically(path, data, keep_backup=False):
 
 
 def unique_keys(pairs):
-    """A C{json} C{object_pairs_hook}: the object, or ValueError naming a key
-    given twice (C{json.loads} alone keeps the last one silently)."""
+    """A ``json`` ``object_pairs_hook``: the object, or ValueError naming a key
+    given twice (``json.loads`` alone keeps the last one silently)."""
     result = dict(pairs)
     if len(result) != len(pairs):
         seen = set()

@@ -25,7 +25,7 @@ class AccessList:
         ]
 
     def allows(self, host):
-        """True when the first rule matching C{host} allows it, or none matches."""
+        """True when the first rule matching ``host`` allows it, or none matches."""
         address = _client_ip(host)
         for allow, networks in self._entries:
             if any(address.version == net.version and address in net for net in networks):

@@ -51,7 +51,7 @@ CONNECTION_DEADLINE = 120  # seconds an admin connection may last, whatever it s
 
 
 def listen(reactor, endpoint, site, tls=None):
-    """Open the admin endpoint (over TLS with C{tls}, a context factory); a
+    """Open the admin endpoint (over TLS with ``tls``, a context factory); a
     unix socket is never reachable by others, even briefly."""
     site = Bounded(site, reactor)
     if endpoint[0] == "tcp" and tls is not None:
@@ -89,9 +89,9 @@ def _remove_stale_socket(path):
 
 class Bounded(policies.WrappingFactory):
     """The admin site behind bounds, so idle or dripping clients cannot take the
-    runtime's descriptors or hold the API: at most C{limit} connections at once
-    and C{per_peer} from one TCP address (more are closed at once), each ended
-    after C{deadline} seconds; the site's own timeout ends idle ones sooner."""
+    runtime's descriptors or hold the API: at most ``limit`` connections at once
+    and ``per_peer`` from one TCP address (more are closed at once), each ended
+    after ``deadline`` seconds; the site's own timeout ends idle ones sooner."""
 
     def __init__(self, site, reactor, limit=MAX_CONNECTIONS, per_peer=MAX_PER_PEER, deadline=CONNECTION_DEADLINE):
         super().__init__(site)
@@ -128,13 +128,13 @@ class Bounded(policies.WrappingFactory):
 
 
 def make_site(live, token=None, workers=None, fleet=None, ready=lambda: True):
-    """The admin Site for C{live} (a L{LiveConfig}); C{token} is required when
-    given, and C{site.guard.token} changes it (SIGHUP).
+    """The admin Site for ``live`` (a ``LiveConfig``); ``token`` is required when
+    given, and ``site.guard.token`` changes it (SIGHUP).
 
-    With C{workers} (L{l4plan.runtime.workers.Workers}) a change goes to every
-    worker and the status covers them all. With C{fleet} (the etcd prefix a
+    With ``workers`` (``l4plan.runtime.workers.Workers``) a change goes to every
+    worker and the status covers them all. With ``fleet`` (the etcd prefix a
     fleet node follows) the document is the fleet's: a PUT is refused.
-    C{ready()} says whether /readyz answers 200.
+    ``ready()`` says whether /readyz answers 200.
     """
     api = _Api()
     api.putChild(b"healthz", _Health())
@@ -155,7 +155,7 @@ def make_site(live, token=None, workers=None, fleet=None, ready=lambda: True):
 
 
 class LimitedRequest(server.Request):
-    """A request whose body is kept only when it may be: past C{max_body} it is
+    """A request whose body is kept only when it may be: past ``max_body`` it is
     dropped as it arrives, and without the right token (checked from the
     headers, before any byte of the body) it is never stored at all."""
 
@@ -183,7 +183,7 @@ class LimitedRequest(server.Request):
 
 
 def authorized(request, token):
-    """Whether C{request} carries the bearer C{token} (bytes), compared in constant time."""
+    """Whether ``request`` carries the bearer ``token`` (bytes), compared in constant time."""
     scheme, _, given = (request.getHeader(b"authorization") or b"").partition(b" ")
     return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token)
 
@@ -195,7 +195,7 @@ def _answer(request, code, body):
 
 
 def _respond(request, outcome):
-    """Answer with C{outcome}, a Deferred of the rendered body: at once when it
+    """Answer with ``outcome``, a Deferred of the rendered body: at once when it
     has fired (one process), else when it fires (workers answer over sockets)."""
     done, gone = [], []
     outcome.addCallback(done.append)
@@ -246,8 +246,8 @@ class _Api(Resource):
 
 
 class _Guard(Resource):
-    """Lets a request through to C{api} only with the right bearer token
-    (C{token}, bytes, replaced when the token file is read again); the
+    """Lets a request through to ``api`` only with the right bearer token
+    (``token``, bytes, replaced when the token file is read again); the
     probes need none."""
 
     PROBES = (b"healthz", b"readyz")
@@ -388,7 +388,7 @@ class _Status(_Leaf):
 
 
 def _with_workers(workers, own):
-    """A Deferred of C{own}, this process's status, merged with every other
+    """A Deferred of ``own``, this process's status, merged with every other
     worker's when there are workers (fired at once when there are none)."""
     return defer.succeed(own) if workers is None else workers.status(own)
 

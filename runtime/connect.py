@@ -2,7 +2,7 @@
 """A lean outgoing TCP connect: a Deferred that fires with the connected socket.
 
 A spliced relay needs only the origin's socket, not a Twisted transport and
-protocol. C{reactor.connectTCP} builds a Connector, a Client and a resolution
+protocol. ``reactor.connectTCP`` builds a Connector, a Client and a resolution
 Deferred, waits a reactor turn, connects twice and registers the socket with
 epoll four times before the first byte; per new connection that was a fifth
 of the runtime's CPU (py-spy, conn_close). Here: one socket, one connect_ex,
@@ -19,7 +19,7 @@ from zope.interface import implementer
 
 
 def tcp_socket(host):
-    """A non-blocking TCP socket of C{host}'s family, with TCP_NODELAY."""
+    """A non-blocking TCP socket of ``host``'s family, with TCP_NODELAY."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
@@ -28,10 +28,10 @@ def tcp_socket(host):
 
 
 def connect(reactor, host, port, timeout):
-    """Connect to the IP address C{host}, C{port}; a Deferred of the socket.
+    """Connect to the IP address ``host``, ``port``; a Deferred of the socket.
 
-    Fails with a L{error.ConnectError} subclass (refused, timeout after
-    C{timeout} seconds, ...); cancelling it closes the socket.
+    Fails with a ``error.ConnectError`` subclass (refused, timeout after
+    ``timeout`` seconds, ...); cancelling it closes the socket.
     """
     sock = tcp_socket(host)
     code = sock.connect_ex((host, port))
@@ -42,7 +42,7 @@ def connect(reactor, host, port, timeout):
 
 
 def _connect_error(code):
-    """The L{error.ConnectError} subclass Twisted uses for errno C{code}."""
+    """The ``error.ConnectError`` subclass Twisted uses for errno ``code``."""
     return error.getConnectError((code, os.strerror(code)))
 
 

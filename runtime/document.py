@@ -18,7 +18,7 @@ APPLIED_FILE = "applied.json"
 
 
 class DocumentError(ValueError):
-    """The document cannot be run; C{reasons} lists every problem found."""
+    """The document cannot be run; ``reasons`` lists every problem found."""
 
     def __init__(self, source, reasons):
         self.reasons = list(reasons)
@@ -26,8 +26,8 @@ class DocumentError(ValueError):
 
 
 def parse_json(text):
-    """JSON text → value, stricter than C{json.loads}: a key given twice, NaN or
-    Infinity, or nesting deeper than Python's stack is a C{ValueError} saying so
+    """JSON text → value, stricter than ``json.loads``: a key given twice, NaN or
+    Infinity, or nesting deeper than Python's stack is a ``ValueError`` saying so
     (json.loads would keep the last key, accept NaN, or raise RecursionError)."""
     try:
         return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
@@ -78,14 +78,14 @@ def _validator():
 
 
 def _changed_part(document, checked):
-    """C{document} without the applications and load balancers that are equal,
-    name and value, to those of C{checked}, a document that passed the schema.
+    """``document`` without the applications and load balancers that are equal,
+    name and value, to those of ``checked``, a document that passed the schema.
 
     Each of those entries is checked by its own subschema, independently of
     the others, so an unchanged one cannot have gained an error: leaving it out
     makes a reconcile check what changed, not the whole configuration (cProfile:
     the schema was two thirds of a one-rule reconcile). Entries are compared in
-    marshal's form, because Python's C{==} takes C{true} for C{1}, which the
+    marshal's form, because Python's ``==`` takes ``true`` for ``1``, which the
     schema does not; marshal keeps bool, int and float apart like JSON text,
     and is several times quicker to make (at 10,000 listeners, 2 ms against
     13 ms). A different key order only makes an entry checked again.
@@ -130,10 +130,10 @@ def _semantic_reasons(document):
 
 
 def validate(document, source="runtime document", checked=None):
-    """Return C{document} when it can be run; raise L{DocumentError} otherwise.
+    """Return ``document`` when it can be run; raise ``DocumentError`` otherwise.
 
-    C{checked} is a document known to be valid (the one being served): the
-    parts of C{document} equal to it are not checked against the schema again.
+    ``checked`` is a document known to be valid (the one being served): the
+    parts of ``document`` equal to it are not checked against the schema again.
     """
     part = document if checked is None else _changed_part(document, checked)
     reasons = list(_schema_reasons(part))
@@ -145,7 +145,7 @@ def validate(document, source="runtime document", checked=None):
 
 
 def load_applied(data_dir):
-    """The document persisted in C{data_dir}, or the empty one when there is none."""
+    """The document persisted in ``data_dir``, or the empty one when there is none."""
     path = Path(data_dir) / APPLIED_FILE
     if not path.exists():
         return empty()

@@ -2,7 +2,7 @@
 """The file descriptors of one runtime process, shared by every rule.
 
 Per-rule caps alone let one rule (or one client) take every descriptor: the
-admin API, health checks and the other rules then fail. L{FdBudget} is the
+admin API, health checks and the other rules then fail. ``FdBudget`` is the
 process's own count: listeners, connections (two descriptors: the client's
 and the origin's) and UDP sessions (one) take from it, a reserve is kept for
 the admin API, health checks, pipes and files, and what does not fit is
@@ -29,9 +29,9 @@ def raise_soft_limit():
 
 
 class FdBudget:
-    """Descriptors left for connections and sessions, out of C{limit}.
+    """Descriptors left for connections and sessions, out of ``limit``.
 
-    One rule may hold half of it (L{rule_cap}), and C{max_per_source}
+    One rule may hold half of it (``rule_cap``), and ``max_per_source``
     (0: no cap) bounds what one client address may hold across all rules.
     """
 
@@ -47,12 +47,12 @@ class FdBudget:
         return self.limit - self.reserve - self.used
 
     def rule_cap(self, per_item):
-        """The most connections (C{per_item} 2) or sessions (1) one rule may hold:
+        """The most connections (``per_item`` 2) or sessions (1) one rule may hold:
         half the budget, so one flooded rule leaves the other half to the rest."""
         return max(1, (self.limit - self.reserve) // 2 // per_item)
 
     def take(self, source, count):
-        """Take C{count} descriptors for a connection or session of C{source};
+        """Take ``count`` descriptors for a connection or session of ``source``;
         False (nothing taken) when the budget or the source's cap would pass."""
         held = self._by_source.get(source, 0)
         if count > self.free or (self.max_per_source and held >= self.max_per_source):
@@ -62,7 +62,7 @@ class FdBudget:
         return True
 
     def give(self, source, count):
-        """Give back what L{take} took for one connection or session of C{source}."""
+        """Give back what ``take`` took for one connection or session of ``source``."""
         self.used -= count
         held = self._by_source.pop(source, 1) - 1
         if held:

@@ -4,7 +4,7 @@
 A flood must not turn into a flood of lines: a repeated event (an origin
 failing for every connection of a rule) is logged once per rule and interval,
 with the count of those left out; Twisted's own lines for every UDP session
-socket are left out; and with C{--log-file} the file rotates by size.
+socket are left out; and with ``--log-file`` the file rotates by size.
 """
 
 import re
@@ -32,9 +32,9 @@ _SESSION_NOISE = re.compile(
 
 
 class Throttle:
-    """Whether to log one more event of a kind, by key, at most once per C{interval}.
+    """Whether to log one more event of a kind, by key, at most once per ``interval``.
 
-    C{now} is the clock (the reactor's C{seconds}), injected for tests.
+    ``now`` is the clock (the reactor's ``seconds``), injected for tests.
     """
 
     def __init__(self, now, interval=INTERVAL):
@@ -43,7 +43,7 @@ class Throttle:
         self._next = {}  # key -> (time the next line may be written, events held back)
 
     def allow(self, key):
-        """C{None} to stay quiet, or how many events were held back since the last line."""
+        """``None`` to stay quiet, or how many events were held back since the last line."""
         now = self._now()
         due, held = self._next.get(key, (0.0, 0))
         if now < due:
@@ -62,12 +62,12 @@ def _quiet(event):
 
 
 def rotated(path, rotate_bytes=ROTATE_BYTES):
-    """The log file at C{path}: a new one past C{rotate_bytes}, L{KEEP_FILES} old ones kept."""
+    """The log file at ``path``: a new one past ``rotate_bytes``, ``KEEP_FILES`` old ones kept."""
     return LogFile.fromFullPath(path, rotateLength=rotate_bytes, maxRotatedFiles=KEEP_FILES)
 
 
 def begin(log_file=None):
-    """Start logging: to C{log_file} (rotated at L{ROTATE_BYTES}, L{KEEP_FILES}
+    """Start logging: to ``log_file`` (rotated at ``ROTATE_BYTES``, ``KEEP_FILES``
     kept) or to standard error."""
     stream = rotated(log_file) if log_file else sys.stderr
     observer = FilteringLogObserver(textFileLogObserver(stream), [_quiet])
@@ -79,7 +79,7 @@ THROTTLE = Throttle(time.monotonic)  # one per process: every rule's repeated ev
 
 
 def origin_failed(rule_key, reason, throttle=THROTTLE):
-    """Log that an origin of C{rule_key} failed, at most once per interval."""
+    """Log that an origin of ``rule_key`` failed, at most once per interval."""
     held = throttle.allow(("origin failed", rule_key))
     if held is None:
         return

@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.runtime.test_runtime_origins -*-
 """Where a new connection or session goes: an IP, a host name, or a load balancer.
 
-Every origin answers C{pick(client_ip, exclude)} with a Deferred L{Lease}: the
-IP address to reach and a C{release} to call when the connection or session
-ends (what least_connections counts). C{attempts} says how many different
+Every origin answers ``pick(client_ip, exclude)`` with a Deferred ``Lease``: the
+IP address to reach and a ``release`` to call when the connection or session
+ends (what least_connections counts). ``attempts`` says how many different
 choices a failed TCP connect may try (HAProxy's redispatch): one, except for
 a load balancer. The origin port is not chosen here: it comes from the rule's
 port mapping.
@@ -34,7 +34,7 @@ class SelfConnection(error.ConnectError):
 
 
 def not_own(protocol, host, port):
-    """The L{RelayFactory} default: no address is the runtime's own."""
+    """The ``RelayFactory`` default: no address is the runtime's own."""
     return False
 
 
@@ -74,7 +74,7 @@ class _Collect:
 
 
 class HostCache:
-    """Host names resolved with the reactor's resolver and kept C{ttl} seconds.
+    """Host names resolved with the reactor's resolver and kept ``ttl`` seconds.
 
     The reactor's resolver (getaddrinfo) does not report DNS TTLs, so one TTL
     applies to every name. IPv4 answers are preferred, then IPv6. Requests
@@ -89,7 +89,7 @@ class HostCache:
         self._waiting = {}  # host -> Deferreds waiting for the lookup in flight
 
     def resolve(self, host):
-        """A Deferred IP address string for C{host}."""
+        """A Deferred IP address string for ``host``."""
         if _is_ip(host):
             return defer.succeed(host)
         cached = self._entries.get(host)
@@ -229,7 +229,7 @@ class LoadBalancer:
         return len(self.backends)
 
     def pick(self, client_ip, exclude=()):
-        """Choose among healthy origins not in C{exclude} (else any not excluded)."""
+        """Choose among healthy origins not in ``exclude`` (else any not excluded)."""
         untried = [b for b in self.backends if b not in exclude] or self.backends
         candidates = [b for b in untried if b.healthy] or untried
         backend = self._choose(candidates, client_ip)

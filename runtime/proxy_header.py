@@ -35,7 +35,7 @@ def _pair(source, destination):
 
 
 def v1(source, destination):
-    """The PROXY v1 line (TCP only) for a client C{source} reaching C{destination}."""
+    """The PROXY v1 line (TCP only) for a client ``source`` reaching ``destination``."""
     pair = _pair(source, destination)
     if pair is None:
         return b"PROXY UNKNOWN\r\n"
@@ -46,7 +46,7 @@ def v1(source, destination):
 
 
 def v2(source, destination, transport="tcp"):
-    """The PROXY v2 binary header; C{transport} is "tcp" or "udp"."""
+    """The PROXY v2 binary header; ``transport`` is "tcp" or "udp"."""
     pair = _pair(source, destination)
     if pair is None:
         return _V2_UNSPEC
@@ -81,7 +81,7 @@ def _unmapped(packed):
 
 
 def parse_spp(datagram):
-    """C{(SppHeader, payload)} when the datagram starts with an SPP header, else None."""
+    """``(SppHeader, payload)`` when the datagram starts with an SPP header, else None."""
     if len(datagram) < SPP_LENGTH or datagram[:2] != SPP_MAGIC:
         return None
     _, client, proxy, client_port, proxy_port = _SPP.unpack_from(datagram)
@@ -92,7 +92,7 @@ def parse_spp(datagram):
 def strip_spp(datagram, sent):
     """The payload of an origin's reply, without the SPP header it may carry.
 
-    Only the header C{sent} to the origin for this flow counts, as sent or with
+    Only the header ``sent`` to the origin for this flow counts, as sent or with
     its two addresses swapped: a raw reply that merely begins with the 2-byte
     magic reaches the client whole."""
     head = datagram[:SPP_LENGTH]

@@ -35,7 +35,7 @@ BIND_SLICE = 500  # new listeners bound per reactor turn by a PUT
 
 
 class ReconcileError(Exception):
-    """The change could not be made and was rolled back; C{failed} says what failed."""
+    """The change could not be made and was rolled back; ``failed`` says what failed."""
 
     def __init__(self, message, failed):
         super().__init__(message)
@@ -59,7 +59,7 @@ class Changes:
 
 
 def signatures(document, name, bind, bind6):
-    """What every listener of application C{name} serves, in a comparable form.
+    """What every listener of application ``name`` serves, in a comparable form.
 
     Equal signatures mean the listener's rule did not change: same
     application flags, rule, origin ports, and the access rules or load
@@ -91,7 +91,7 @@ def signatures(document, name, bind, bind6):
 @dataclass(frozen=True)
 class _Diff:
     """The listeners of the applications compiled again, before and after:
-    C{before} and C{after} map their keys to signatures, C{routes} the keys
+    ``before`` and ``after`` map their keys to signatures, ``routes`` the keys
     after to their new routes."""
 
     before: dict
@@ -109,17 +109,17 @@ class _Diff:
 
 
 def _recompiled(before, after):
-    """Names of the applications of L{Compiled} C{after} that do not serve the
-    same objects as in C{before}, added and removed ones included."""
+    """Names of the applications of ``Compiled`` ``after`` that do not serve the
+    same objects as in ``before``, added and removed ones included."""
     names = [n for n, app in after.applications.items() if before.applications.get(n) is not app]
     return names + [n for n in before.applications if n not in after.applications]
 
 
 def _write_atomically(path, text):
-    """Write C{text} to C{path}: temporary file, fsync, rename, fsync the directory.
+    """Write ``text`` to ``path``: temporary file, fsync, rename, fsync the directory.
 
     The runtime that serves a data directory is its only writer, so earlier
-    temporary files of C{path} were left by a killed runtime: removed first."""
+    temporary files of ``path`` were left by a killed runtime: removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
         leftover.unlink(missing_ok=True)
@@ -141,7 +141,7 @@ def _write_atomically(path, text):
 
 
 def save(data_dir, document, generation):
-    """Persist the generation, then the applied document, in C{data_dir}.
+    """Persist the generation, then the applied document, in ``data_dir``.
 
     In this order a failure between the two leaves the old document with a
     generation that skipped one, which is harmless: clients read it first.
@@ -152,7 +152,7 @@ def save(data_dir, document, generation):
 
 
 def load_generation(data_dir):
-    """The generation saved in C{data_dir}; 0 when there is none."""
+    """The generation saved in ``data_dir``; 0 when there is none."""
     path = Path(data_dir) / GENERATION_FILE
     if not path.exists():
         return 0
@@ -174,7 +174,7 @@ class _Plan(NamedTuple):
 
 
 class LiveConfig:
-    """The document a running L{Runtime} serves, its generation, and changes to it."""
+    """The document a running ``Runtime`` serves, its generation, and changes to it."""
 
     def __init__(self, runtime, data_dir, document, generation, compiled):
         self.runtime = runtime
@@ -190,17 +190,17 @@ class LiveConfig:
 
     @classmethod
     def restore(cls, runtime, data_dir):
-        """Load what C{data_dir} holds into C{runtime} (not started yet)."""
+        """Load what ``data_dir`` holds into ``runtime`` (not started yet)."""
         document = runtime_document.load_applied(data_dir)
         generation = load_generation(data_dir)
         compiled = runtime.load(document)
         return cls(runtime, data_dir, document, generation, compiled)
 
     def apply(self, document):
-        """Serve C{document} from now on; the L{Changes}, all or nothing.
+        """Serve ``document`` from now on; the ``Changes``, all or nothing.
 
-        Raises L{runtime_document.DocumentError} for an invalid document and
-        L{ReconcileError} when a listener cannot be bound or the document
+        Raises ``runtime_document.DocumentError`` for an invalid document and
+        ``ReconcileError`` when a listener cannot be bound or the document
         cannot be saved; in both cases nothing changed.
         """
         runtime_document.validate(document, "document", checked=self.document)
@@ -208,8 +208,8 @@ class LiveConfig:
         return self._commit(document, plan, self._bind(plan.diff.added(), plan.diff.routes))
 
     def apply_sliced(self, document, size=BIND_SLICE):
-        """L{apply} for the admin API: a Deferred of the L{Changes}. New
-        listeners are bound C{size} at a time with the reactor running between
+        """``apply`` for the admin API: a Deferred of the ``Changes``. New
+        listeners are bound ``size`` at a time with the reactor running between
         slices, so 10,000 new ports in one PUT do not stall the traffic of the
         others; until the last one is bound nothing changes."""
         checked = self._validate_aside(document)
@@ -221,7 +221,7 @@ class LiveConfig:
         return bound.addCallback(lambda new: self._commit(document, plan, new))
 
     def _validate_aside(self, document):
-        """Check C{document} in a thread of the reactor's pool when it has one:
+        """Check ``document`` in a thread of the reactor's pool when it has one:
         the schema check of 10,000 ports takes a third of a second, which the
         relays should not wait for. It reads only documents nothing changes."""
         reactor = self.runtime.reactor
@@ -232,7 +232,7 @@ class LiveConfig:
         return threads.deferToThreadPool(reactor, pool, validate, document, "document", self.document)
 
     def _prepare(self, document):
-        """The L{_Plan} of C{document}, which passed the schema: compiled, signed, diffed."""
+        """The ``_Plan`` of ``document``, which passed the schema: compiled, signed, diffed."""
         runtime, settings = self.runtime, self.runtime.settings
         try:
             compiled = compile_document(
@@ -250,7 +250,7 @@ class LiveConfig:
         return _Plan(compiled, after, self._diff(compiled, names, after))
 
     def _commit(self, document, plan, new):
-        """Save C{document}, then switch to it with the listeners C{new} bound for it."""
+        """Save ``document``, then switch to it with the listeners ``new`` bound for it."""
         compiled, after, diff = plan.compiled, plan.after, plan.diff
         try:
             save(self.data_dir, document, self.generation + 1)
@@ -263,7 +263,7 @@ class LiveConfig:
         return changes
 
     def _bind_sliced(self, keys, routes, size):
-        """A Deferred of the listeners bound for C{keys}, C{size} per reactor turn;
+        """A Deferred of the listeners bound for ``keys``, ``size`` per reactor turn;
         at the first slice that fails, all bound so far are closed (a ReconcileError)."""
         done, bound = defer.Deferred(), []
 
@@ -281,7 +281,7 @@ class LiveConfig:
         return done
 
     def _signatures_after(self, document, names):
-        """The signatures by application once C{document} is served, redone for C{names}."""
+        """The signatures by application once ``document`` is served, redone for ``names``."""
         settings = self.runtime.settings
         after = dict(self._signatures)
         for name in names:
@@ -292,7 +292,7 @@ class LiveConfig:
         return after
 
     def _diff(self, compiled, names, after):
-        """The L{_Diff} of the applications C{names} when C{compiled} is served."""
+        """The ``_Diff`` of the applications ``names`` when ``compiled`` is served."""
         before_keys, after_keys, routes = {}, {}, {}
         for name in names:
             before_keys.update(self._signatures.get(name, {}))

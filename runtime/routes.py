@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.runtime.test_runtime_serve -*-
 """From a runtime document to listeners: which socket serves which rule.
 
-A listener is keyed by (protocol, address, port). Its L{Route} is mutable on
+A listener is keyed by (protocol, address, port). Its ``Route`` is mutable on
 purpose: a reconcile can give a live socket a new rule, and new connections
 use it at once while established ones keep what they chose.
 """
@@ -93,7 +93,7 @@ def _origin(rule, balancers, hosts):
 
 
 def compile_application(name, app, balancers, access, bind, bind6, hosts, metrics):
-    """Routes for every edge port of every rule of application C{name}."""
+    """Routes for every edge port of every rule of application ``name``."""
     addresses = [bind, bind6] if app["ipv6"] else [bind]
     routes, probes, used = {}, {}, set()
     for spec in app["rules"]:
@@ -134,9 +134,9 @@ def health_checks(applications, balancers):
 
 
 def _unchanged(name, app, previous, balancers, same_access):
-    """Whether application C{name} serves what it served under C{previous}.
+    """Whether application ``name`` serves what it served under ``previous``.
 
-    Both documents passed the schema, so Python's C{==} is exact here.
+    Both documents passed the schema, so Python's ``==`` is exact here.
     """
     old = previous.applications.get(name)
     return (
@@ -148,10 +148,10 @@ def _unchanged(name, app, previous, balancers, same_access):
 
 
 def compile_document(document, bind, bind6, hosts, metrics, previous=NOTHING):
-    """Routes for every edge port of every rule, on C{bind} (and C{bind6}).
+    """Routes for every edge port of every rule, on ``bind`` (and ``bind6``).
 
-    With C{previous}, the L{Compiled} of the document served now, only what
-    changed is compiled: an application keeps its L{CompiledApplication}
+    With ``previous``, the ``Compiled`` of the document served now, only what
+    changed is compiled: an application keeps its ``CompiledApplication``
     (the Route objects its listeners serve, its Rules and their counters)
     unless it, a load balancer it uses, or the access rules it checks changed.
     """

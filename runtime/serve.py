@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.runtime.test_runtime_serve -*-
 """The runtime process: listeners built from a document, a clean shutdown.
 
-Every listener is a service under one L{Runtime} (a MultiService), keyed by
+Every listener is a service under one ``Runtime`` (a MultiService), keyed by
 (protocol, address, port). Stopping the runtime stops accepting everywhere,
 ends UDP sessions (their edge socket is gone, replies could not leave), and
 lets TCP connections finish for the drain timeout before aborting them.
@@ -44,7 +44,7 @@ def _is_ipv6_wildcard(address):
 
 def _bound_socket(address, port, kind, reuse_port):
     """A bound (for TCP, listening) socket. On [::] it leaves IPv4 to --bind
-    (Linux makes [::] dual-stack); with C{reuse_port} the processes of
+    (Linux makes [::] dual-stack); with ``reuse_port`` the processes of
     `serve --workers N` share it and the kernel spreads clients over them."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, kind)
@@ -66,7 +66,7 @@ def _bound_socket(address, port, kind, reuse_port):
 
 
 def listen(reactor, key, server, reuse_port=False):
-    """Open the listener C{key} for C{server} (a factory, or a datagram protocol).
+    """Open the listener ``key`` for ``server`` (a factory, or a datagram protocol).
 
     The reactor opens the socket itself unless it needs an option Twisted
     does not set: IPV6_V6ONLY on [::], SO_REUSEPORT for workers.
@@ -88,7 +88,7 @@ def listen(reactor, key, server, reuse_port=False):
 
 
 class _Listener(Service):
-    """One edge socket serving C{server} (a factory or a datagram protocol).
+    """One edge socket serving ``server`` (a factory or a datagram protocol).
 
     The socket can be bound before the service starts, so a reconcile binds
     every new listener first and changes nothing when one bind fails.
@@ -113,7 +113,7 @@ class _Listener(Service):
         Service.startService(self)
 
     def use(self, route):
-        """Serve C{route} from now on; open connections and sessions keep theirs."""
+        """Serve ``route`` from now on; open connections and sessions keep theirs."""
         self.server.route = route
 
 
@@ -196,8 +196,8 @@ LISTENERS = {"tcp": TcpListener, "udp": UdpListener}
 class Runtime(MultiService):
     """All listeners of one document, their health checks and counters.
 
-    C{fd_limit} is the process's descriptor limit, of which the listeners,
-    connections and sessions share a budget (L{FdBudget})."""
+    ``fd_limit`` is the process's descriptor limit, of which the listeners,
+    connections and sessions share a budget (``FdBudget``)."""
 
     def __init__(self, reactor, settings, fd_limit=UNLIMITED.limit):
         super().__init__()
@@ -211,8 +211,8 @@ class Runtime(MultiService):
         self._retiring = {}  # removed listener -> Deferred of the end of its drain
 
     def load(self, document):
-        """Create (not start) the listeners and health checks of C{document};
-        return its L{Compiled} form, which a reconcile reuses where nothing changed."""
+        """Create (not start) the listeners and health checks of ``document``;
+        return its ``Compiled`` form, which a reconcile reuses where nothing changed."""
         compiled = compile_document(
             document, self.settings.bind, self.settings.bind6, self.hosts, self.metrics
         )
@@ -222,7 +222,7 @@ class Runtime(MultiService):
         return compiled
 
     def make_listener(self, key, route):
-        """A listener (not bound, not started) for C{key} serving C{route}."""
+        """A listener (not bound, not started) for ``key`` serving ``route``."""
         listener = LISTENERS[key.protocol](
             key, route, self.reactor, self.settings, self.is_own, self.budget
         )
@@ -230,7 +230,7 @@ class Runtime(MultiService):
         return listener
 
     def is_own(self, protocol, host, port):
-        """Whether connecting to C{host}:C{port} would reach one of this runtime's
+        """Whether connecting to ``host``:``port`` would reach one of this runtime's
         own listeners (a rule pointing at itself, or at another rule's edge port)."""
         try:
             ip = ipaddress.ip_address(host)
@@ -248,7 +248,7 @@ class Runtime(MultiService):
         return list(self._retiring)
 
     def use_health_checks(self, health_checks):
-        """Replace the health checkers by ones for C{health_checks} (balancer, port).
+        """Replace the health checkers by ones for ``health_checks`` (balancer, port).
 
         Origins keep the health found so far (by address), so a reconcile does
         not send traffic to an origin known to be down.
@@ -272,7 +272,7 @@ class Runtime(MultiService):
         return {listener.key: listener for listener in self}
 
     def retire(self, listener):
-        """Take C{listener} out: it stops accepting now, its TCP connections
+        """Take ``listener`` out: it stops accepting now, its TCP connections
         drain in the background (UDP sessions end at once)."""
         done = defer.maybeDeferred(listener.disownServiceParent)
         self._retiring[listener] = done
@@ -302,7 +302,7 @@ class Runtime(MultiService):
 class SignalHandler:
     """SIGTERM/SIGINT: the first stops the reactor (which drains), the next
     one aborts what is still draining, so an operator never has to kill -9.
-    SIGHUP calls C{reload} (the admin token and TLS files are read again)."""
+    SIGHUP calls ``reload`` (the admin token and TLS files are read again)."""
 
     def __init__(self, reactor, runtime, reload=lambda: None):
         self._reactor = reactor
@@ -331,7 +331,7 @@ class SignalHandler:
 
 
 def _fleet_member(reactor, settings, live, workers):
-    """This runtime's membership of the fleet in C{settings.etcd}, not started; or None."""
+    """This runtime's membership of the fleet in ``settings.etcd``, not started; or None."""
     if not settings.etcd:
         return None
     return fleet.FleetMember(
@@ -351,7 +351,7 @@ def _fleet_member(reactor, settings, live, workers):
 
 
 def _open_admin(reactor, admin, settings, live, token, workers, member):
-    """Serve the admin API on C{admin} (None: no API); C{(site, tls)}, each
+    """Serve the admin API on ``admin`` (None: no API); ``(site, tls)``, each
     None when not used. Raises TlsError for unusable TLS files."""
     if admin is None:
         return None, None
@@ -390,14 +390,14 @@ def reload_secrets(settings, site, tls):
 
 
 def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=None):
-    """Serve the document in C{settings.data_dir} until SIGTERM/SIGINT; exit status 0.
+    """Serve the document in ``settings.data_dir`` until SIGTERM/SIGINT; exit status 0.
 
-    C{admin} is an endpoint (L{settings.parse_endpoint}) for the admin API, which
-    needs C{token} when given. With C{settings.workers} over 1 this process
+    ``admin`` is an endpoint (``settings.parse_endpoint``) for the admin API, which
+    needs ``token`` when given. With ``settings.workers`` over 1 this process
     also starts and supervises the other workers, and says "ready" once they
-    all serve; C{parent} is the fd of the pipe from main when this process is
-    one of those workers. Raises L{l4plan.runtime.document.DocumentError} for
-    a bad document and L{twisted.internet.error.CannotListenError} when a
+    all serve; ``parent`` is the fd of the pipe from main when this process is
+    one of those workers. Raises ``l4plan.runtime.document.DocumentError`` for
+    a bad document and ``twisted.internet.error.CannotListenError`` when a
     port is taken.
     """
     if reactor is None:

@@ -44,7 +44,7 @@ class Settings:
 
 
 def parse_endpoint(text):
-    """C{unix:PATH} or C{tcp:HOST:PORT} -> ("unix", path) / ("tcp", host, port)."""
+    """``unix:PATH`` or ``tcp:HOST:PORT`` -> ("unix", path) / ("tcp", host, port)."""
     kind, _, rest = text.partition(":")
     if kind == "unix" and rest:
         return ("unix", rest)

@@ -3,13 +3,13 @@
 
 Once both legs of a TCP relay are connected and the passthrough header is
 sent, Python has nothing to add to the bytes, so copying them into the process
-and out again is wasted work. C{os.splice} (Linux) moves them between the two
+and out again is wasted work. ``os.splice`` (Linux) moves them between the two
 sockets through a pipe instead, with its own descriptors registered with the
 reactor; the sockets' owner is told when the relay ends and closes them.
 Small messages are cheaper to copy than to splice, so each direction copies
-until a read shows a stream (see L{_Direction}).
+until a read shows a stream (see ``_Direction``).
 
-A direction borrows a pipe from a L{PipePool} only while it has bytes in
+A direction borrows a pipe from a ``PipePool`` only while it has bytes in
 flight: an idle connection holds no pipe, or 10,000 idle connections would
 need 20,000 more file descriptors.
 """
@@ -74,7 +74,7 @@ class PipePool:
         return pipe
 
     def give(self, pipe):
-        """Take back C{pipe}, which must be empty."""
+        """Take back ``pipe``, which must be empty."""
         self.lent -= pipe.size
         if len(self._free) < self.keep:
             self._free.append(pipe)
@@ -82,7 +82,7 @@ class PipePool:
             pipe.close()
 
     def discard(self, pipe):
-        """Take back C{pipe} with bytes nobody will read, and close it."""
+        """Take back ``pipe`` with bytes nobody will read, and close it."""
         self.lent -= pipe.size
         pipe.close()
 
@@ -141,14 +141,14 @@ class _End:
 
 
 class _Direction:
-    """Bytes from C{source} to C{destination}; C{counted(n)} after each move in.
+    """Bytes from ``source`` to ``destination``; ``counted(n)`` after each move in.
 
-    C{buffered} bytes (read in Python, or the passthrough header) leave
-    before anything in the pipe. A direction starts C{copying}: small
+    ``buffered`` bytes (read in Python, or the passthrough header) leave
+    before anything in the pipe. A direction starts ``copying``: small
     messages cost one recv and one send, fewer system calls and less kernel
-    work than two splices and a pipe. A read that fills L{COPY_SIZE} means a
+    work than two splices and a pipe. A read that fills ``COPY_SIZE`` means a
     stream, which is spliced from then on, until a splice moves less than
-    L{SMALL} with the pipe empty.
+    ``SMALL`` with the pipe empty.
     """
 
     # Slots: an idle relayed connection holds a relay, two ends and two
@@ -178,14 +178,14 @@ class _Direction:
 
 
 class SpliceRelay:
-    """Relay two connected TCP sockets with C{os.splice}.
+    """Relay two connected TCP sockets with ``os.splice``.
 
-    C{counted_in(n)} / C{counted_out(n)} are told the bytes moved from the
-    client to the origin and back (counters, idle timeout); C{first} goes to
+    ``counted_in(n)`` / ``counted_out(n)`` are told the bytes moved from the
+    client to the origin and back (counters, idle timeout); ``first`` goes to
     the origin before them. Half-close is kept: a FIN from one side becomes a
     write shutdown towards the other once every byte before it is sent. The
     relay ends when both directions are shut, at the first error, or on
-    L{end}; then C{ended(reason)} closes the sockets, whose owner it is.
+    ``end``; then ``ended(reason)`` closes the sockets, whose owner it is.
     """
 
     __slots__ = (
@@ -299,8 +299,8 @@ class SpliceRelay:
         direction.destination.want(direction.destination.reading, bool(waiting))
 
     def end(self, reason):
-        """Stop relaying; C{ended(reason)} with C{reason} (an exception):
-        L{error.ConnectionAborted} asks for both connections to be reset."""
+        """Stop relaying; ``ended(reason)`` with ``reason`` (an exception):
+        ``error.ConnectionAborted`` asks for both connections to be reset."""
         if self.ended:
             return
         self.ended = True

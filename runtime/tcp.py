@@ -5,8 +5,8 @@ Shaped like twisted.protocols.portforward: the client leg stops reading until
 the origin answers, then each transport is registered as the producer of the
 other, so a slow reader on either side pauses the opposite socket instead of
 growing a buffer. Both legs are half-closeable: a FIN from one side becomes a
-write shutdown towards the other. On Linux, L{SplicedClientLeg} connects the
-origin as a bare socket and the kernel relays the bytes (L{splice.SpliceRelay})
+write shutdown towards the other. On Linux, ``SplicedClientLeg`` connects the
+origin as a bare socket and the kernel relays the bytes (``splice.SpliceRelay``)
 with the same half-close, counters and timeouts; the Twisted relay above is
 the fallback.
 """
@@ -31,10 +31,10 @@ _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 
 @implementer(IHalfCloseableProtocol)
 class _Leg(protocol.Protocol):
-    """One side of a relay; C{peer} is the other side once both exist."""
+    """One side of a relay; ``peer`` is the other side once both exist."""
 
     peer = None
-    send_to_peer = None  # set with peer: L{twisted_private.sender} of the peer's transport
+    send_to_peer = None  # set with peer: ``twisted_private.sender`` of the peer's transport
     _read_closed = False
     _write_closed = False
 
@@ -88,10 +88,10 @@ class OriginLegFactory(protocol.ClientFactory):
 
 
 class ClientLeg(_Leg, TimeoutMixin):
-    """An accepted client connection; C{rule} is fixed when it is accepted.
+    """An accepted client connection; ``rule`` is fixed when it is accepted.
 
     This leg relays in Python through Twisted transports on both sides;
-    L{SplicedClientLeg} overrides how the origin is reached and relayed.
+    ``SplicedClientLeg`` overrides how the origin is reached and relayed.
     """
 
     rule = None
@@ -186,12 +186,12 @@ class ClientLeg(_Leg, TimeoutMixin):
         self.send_to_peer(data)
 
     def count_in(self, size):
-        """C{size} bytes went from the client towards the origin."""
+        """``size`` bytes went from the client towards the origin."""
         self.rule.counters.bytes_in += size
         self.resetTimeout()
 
     def count_out(self, size):
-        """C{size} bytes went from the origin towards the client."""
+        """``size`` bytes went from the origin towards the client."""
         self.rule.counters.bytes_out += size
         self.resetTimeout()
 
@@ -217,7 +217,7 @@ class ClientLeg(_Leg, TimeoutMixin):
 
 class SplicedClientLeg(ClientLeg):
     """A client leg whose origin is a bare socket and whose bytes the kernel
-    relays (L{splice.SpliceRelay}): no Twisted transport, protocol or
+    relays (``splice.SpliceRelay``): no Twisted transport, protocol or
     connector for the origin, and no byte passes through Python."""
 
     spliced = None  # the SpliceRelay, once the origin is connected
@@ -256,7 +256,7 @@ class SplicedClientLeg(ClientLeg):
 
     def _relay_ended(self, reason):
         """Close the origin socket, then the client's transport (which runs
-        L{connectionLost}): reset both when C{reason} is an abort."""
+        ``connectionLost``): reset both when ``reason`` is an abort."""
         if isinstance(reason, error.ConnectionAborted):
             self.origin_socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
         self.origin_socket.close()
@@ -273,8 +273,8 @@ class SplicedClientLeg(ClientLeg):
 class RelayFactory(protocol.ServerFactory):
     """One TCP listener: its route, timeouts, limit and live connections.
 
-    C{pipes} lends the pipes of spliced connections (L{SplicedClientLeg});
-    None relays in Python (L{ClientLeg}).
+    ``pipes`` lends the pipes of spliced connections (``SplicedClientLeg``);
+    None relays in Python (``ClientLeg``).
     """
 
     noisy = False
@@ -303,7 +303,7 @@ class RelayFactory(protocol.ServerFactory):
         self._idle_waiters = []
 
     def admit(self, leg):
-        """Count C{leg} in, or count why it is turned away (ACL, limit) and say no."""
+        """Count ``leg`` in, or count why it is turned away (ACL, limit) and say no."""
         counters = leg.rule.counters
         if leg.rule.acl is not None and not leg.rule.acl.allows(leg.transport.getPeer().host):
             counters.denied += 1

@@ -5,17 +5,17 @@ The runtime's hot paths reach past Twisted's public API where a profile
 (py-spy, benchmarks keepalive, conn_close, udp_rr) showed Twisted's own path
 costs a large share of the CPU. Everything that depends on names Twisted does
 not promise lives here, so a Twisted upgrade has one module to read, and
-L{check} names what is missing at start-up instead of an AttributeError
+``check`` names what is missing at start-up instead of an AttributeError
 in the middle of traffic:
 
-  - L{RelayReactor}: EPollReactor's poll loop (C{_poller}, C{_selectables},
-    C{_doReadOrWrite}) without the logging context it builds per event;
-  - L{sender}: a TCP write sent at once when nothing is queued (the
-    C{FileDescriptor} write state C{dataBuffer}, C{_tempDataLen},
-    C{_writeDisconnecting} and C{Connection._aborting});
-  - L{waiting_bytes}, L{send_datagram}: the socket (public C{getHandle})
+  - ``RelayReactor``: EPollReactor's poll loop (``_poller``, ``_selectables``,
+    ``_doReadOrWrite``) without the logging context it builds per event;
+  - ``sender``: a TCP write sent at once when nothing is queued (the
+    ``FileDescriptor`` write state ``dataBuffer``, ``_tempDataLen``,
+    ``_writeDisconnecting`` and ``Connection._aborting``);
+  - ``waiting_bytes``, ``send_datagram``: the socket (public ``getHandle``)
     of Twisted's own TCP connection and UDP port, read or written directly;
-  - L{reap_children}: C{twisted.internet.process.reapAllProcesses}.
+  - ``reap_children``: ``twisted.internet.process.reapAllProcesses``.
 
 Each function recognises Twisted's own classes, the only ones whose insides
 it knows, and gives any other transport (an in-memory one, a TLS wrapper)
@@ -78,8 +78,8 @@ else:
 
 
 def check(reactor):
-    """Raise L{TwistedMismatch} unless every private name used here exists
-    (on C{reactor} when it is a L{RelayReactor}, and on a TCP connection)."""
+    """Raise ``TwistedMismatch`` unless every private name used here exists
+    (on ``reactor`` when it is a ``RelayReactor``, and on a TCP connection)."""
     missing = []
     if RelayReactor is not None and isinstance(reactor, RelayReactor):
         missing += [f"EPollReactor.{name}" for name in _REACTOR_STATE if not hasattr(reactor, name)]
@@ -97,13 +97,13 @@ def check(reactor):
 
 
 def sender(transport):
-    """A function that writes to C{transport}, sending at once when it can.
+    """A function that writes to ``transport``, sending at once when it can.
 
-    Twisted's C{write} only queues: the bytes leave on the next reactor turn,
+    Twisted's ``write`` only queues: the bytes leave on the next reactor turn,
     after an epoll_ctl to watch for writability and another to stop, which is
     most of a small relayed message's cost (py-spy, keep-alive). When nothing
-    is queued and the connection is open, C{send} now is what that turn would
-    do; the rest (would block, partial send, errors, closing) goes to C{write},
+    is queued and the connection is open, ``send`` now is what that turn would
+    do; the rest (would block, partial send, errors, closing) goes to ``write``,
     so ordering, backpressure, half-close and error handling stay Twisted's.
     """
     if not isinstance(transport, tcp.Connection):
@@ -132,7 +132,7 @@ def sender(transport):
 
 
 def waiting_bytes(transport, size):
-    """Up to C{size} bytes already readable on C{transport} (b"" for none, or
+    """Up to ``size`` bytes already readable on ``transport`` (b"" for none, or
     for a transport that is not a Twisted TCP connection: it delivers its
     bytes through dataReceived). An end of file stays readable."""
     if not isinstance(transport, tcp.Connection):
@@ -144,9 +144,9 @@ def waiting_bytes(transport, size):
 
 
 def send_datagram(transport, datagram, address):
-    """Send C{datagram} to C{address} (which this socket's own recvfrom gave).
+    """Send ``datagram`` to ``address`` (which this socket's own recvfrom gave).
 
-    Twisted's C{udp.Port.write} checks the address (isIPAddress and
+    Twisted's ``udp.Port.write`` checks the address (isIPAddress and
     isIPv6Address against the socket's family) on every datagram, a large
     share of the reply path (py-spy, udp_rr); for an address the socket
     received from, the checks cannot fail. A full socket buffer or an

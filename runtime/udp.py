@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.runtime.test_runtime_udp -*-
 """The UDP relay: one session per client (address, port).
 
-The edge listener's L{UdpRelay} keeps the session table; each L{UdpSession}
+The edge listener's ``UdpRelay`` keeps the session table; each ``UdpSession``
 owns a connected socket towards its origin, so replies are matched to the
 client by the socket they arrive on and sent back from the edge port.
 """
@@ -136,7 +136,7 @@ class UdpRelay(DatagramProtocol):
         session.send(data)
 
     def reply(self, datagram, client):
-        """Send C{datagram} to C{client} from the edge socket."""
+        """Send ``datagram`` to ``client`` from the edge socket."""
         twisted_private.send_datagram(self.transport, datagram, client)
 
     def _open(self, client):

@@ -3,7 +3,7 @@
 usage: python -m l4plan.runtime.worker SETTINGS_JSON ADMIN_SOCKET
 
 SETTINGS_JSON are main's settings with a private data dir; stdin is a pipe
-from main, whose end stops this worker (see L{l4plan.runtime.workers}).
+from main, whose end stops this worker (see ``l4plan.runtime.workers``).
 """
 
 import json

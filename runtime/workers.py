@@ -66,7 +66,7 @@ class ChildClient:
         self._agent = Agent.usingEndpointFactory(reactor, _UnixSocket(reactor, path), pool)
 
     def request(self, method, path, body=None, generation=None):
-        """A Deferred of the JSON answer; fails with L{WorkerError} unless 200."""
+        """A Deferred of the JSON answer; fails with ``WorkerError`` unless 200."""
         d = self._request(method, path, body, generation)
         return d.addTimeout(REQUEST_TIMEOUT, self._reactor)
 
@@ -83,7 +83,7 @@ class ChildClient:
 
 
 class Child(protocol.ProcessProtocol):
-    """Child worker C{index}: its process (while alive), the generation of main's
+    """Child worker ``index``: its process (while alive), the generation of main's
     document it serves (None until it got it) and its admin client."""
 
     def __init__(self, index, client, on_ready, on_end):
@@ -112,14 +112,14 @@ class Child(protocol.ProcessProtocol):
 
     @defer.inlineCallbacks
     def sync(self, document, generation):
-        """Make the child serve C{document}, main's C{generation}."""
+        """Make the child serve ``document``, main's ``generation``."""
         current = yield self.client.request(b"GET", b"/v1/config")
         if current["config"] != document:
             yield self.client.request(b"PUT", b"/v1/config", document, current["generation"])
         self.generation = generation
 
     def signal(self, name):
-        """Send signal C{name} ("TERM", "KILL") if the process still runs."""
+        """Send signal ``name`` ("TERM", "KILL") if the process still runs."""
         try:
             self.transport.signalProcess(name)
         except error.ProcessExitedAlready:
@@ -128,9 +128,9 @@ class Child(protocol.ProcessProtocol):
 
 class Workers(Service):
     """Main's side of the workers: it starts and restarts the children and
-    applies every change to them after C{live} (main's L{LiveConfig}).
+    applies every change to them after ``live`` (main's ``LiveConfig``).
 
-    C{ready} fires once every child served the current document.
+    ``ready`` fires once every child served the current document.
     """
 
     def __init__(self, reactor, live, settings, clients=ChildClient):
@@ -179,7 +179,7 @@ class Workers(Service):
             child.signal("TERM")
 
     def _spawn(self, child):
-        """Start C{child} on a copy of the document main has saved."""
+        """Start ``child`` on a copy of the document main has saved."""
         self._restarts.pop(child.index, None)
         data_dir = self._root / str(child.index)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -208,7 +208,7 @@ class Workers(Service):
         d.addCallbacks(self._served, self._discard, (child,), None, (child,))
 
     def _catch_up(self, child):
-        """Sync C{child} to what main serves once the change under way, if any, is over."""
+        """Sync ``child`` to what main serves once the change under way, if any, is over."""
         return child.sync(self._live.document, self._live.generation)
 
     def _served(self, _, child):
@@ -229,7 +229,7 @@ class Workers(Service):
         self._restarts[child.index] = self._reactor.callLater(RESTART_DELAY, self._spawn, child)
 
     def apply(self, document):
-        """Like L{LiveConfig.apply}, on every process: a Deferred of main's changes."""
+        """Like ``LiveConfig.apply``, on every process: a Deferred of main's changes."""
         return self._lock.run(self._apply, document)
 
     @defer.inlineCallbacks
@@ -250,7 +250,7 @@ class Workers(Service):
 
     @defer.inlineCallbacks
     def _sync(self, children, document):
-        """Give C{document} to C{children} at once; [(child, Failure)] of those that failed."""
+        """Give ``document`` to ``children`` at once; [(child, Failure)] of those that failed."""
         generation = self._live.generation
         results = yield defer.DeferredList(
             [child.sync(document, generation) for child in children], consumeErrors=True
@@ -259,7 +259,7 @@ class Workers(Service):
 
     @defer.inlineCallbacks
     def _roll_back(self, previous):
-        """Main and every child back to C{previous}; a child that cannot is restarted."""
+        """Main and every child back to ``previous``; a child that cannot is restarted."""
         try:
             self._live.apply(previous)
         except (DocumentError, ReconcileError) as why:
@@ -269,7 +269,7 @@ class Workers(Service):
 
     @defer.inlineCallbacks
     def status(self, own):
-        """C{own} (main's status) with the workers and the counters of all of them."""
+        """``own`` (main's status) with the workers and the counters of all of them."""
         serving = self._serving()
         results = yield defer.DeferredList(
             [child.client.request(b"GET", b"/v1/status") for child in serving], consumeErrors=True
@@ -279,7 +279,7 @@ class Workers(Service):
 
 
 def merge_status(own, children):
-    """Main's status C{own} plus C{children} [(L{Child}, its status or None)]:
+    """Main's status ``own`` plus ``children`` [(``Child``, its status or None)]:
     "workers" lists every process; open connections and counters are summed."""
     merged = json.loads(json.dumps(own))
     workers = [_worker_entry(0, os.getpid(), own["generation"], own)]
@@ -316,7 +316,7 @@ def _add_active(listeners, others):
 
 
 def watch_parent(reactor, stop, fd=0):
-    """Call C{stop} when the pipe from main on C{fd} ends: main is gone, however
+    """Call ``stop`` when the pipe from main on ``fd`` ends: main is gone, however
     it ended. Not once this worker stops anyway (its reactor then drops every
     reader, as if the pipe had ended)."""
     watch = ParentWatch(stop, fd)
@@ -339,7 +339,7 @@ class ParentWatch:
             return main.CONNECTION_DONE
 
     def connectionLost(self, reason):
-        """EOF, or a hang-up epoll reports without calling L{doRead}."""
+        """EOF, or a hang-up epoll reports without calling ``doRead``."""
         self._stop()
 
     def logPrefix(self):

@@ -86,7 +86,7 @@ def test_udp_load_rate_and_loss():
 
 
 def test_established_counts_only_accepted_connections_on_the_port():
-    """Rows of /proc/net/tcp with local port C{port} in state 01 (established)."""
+    """Rows of /proc/net/tcp with local port ``port`` in state 01 (established)."""
     table = (
         "  sl  local_address rem_address   st\n"
         "   0: 0100007F:1F90 0100007F:A000 01\n"

@@ -20,7 +20,7 @@ SERVE = Settings()
 
 
 def _address(version):
-    """A click callback accepting only an IP address of C{version}."""
+    """A click callback accepting only an IP address of ``version``."""
 
     def check(ctx, param, value):
         try:
@@ -401,7 +401,7 @@ def status_lines(admin, status):
 
 
 def _runtime_pid(pid_file):
-    """The pid in C{pid_file} when it is a running `l4plan runtime serve`, else None."""
+    """The pid in ``pid_file`` when it is a running `l4plan runtime serve`, else None."""
     try:
         pid = int(pid_file.read_text().strip())
         arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -414,7 +414,7 @@ def _runtime_pid(pid_file):
 
 
 def _alive(pid):
-    """Whether C{pid} runs (a zombie has exited)."""
+    """Whether ``pid`` runs (a zombie has exited)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

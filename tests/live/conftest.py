@@ -38,7 +38,7 @@ def application(name, *rules, domain=None):
 
 
 def runtime_pid(project_path):
-    """The pid of the runtime l4plan started in C{project_path}, while it runs."""
+    """The pid of the runtime l4plan started in ``project_path``, while it runs."""
     try:
         pid = int((project_path / ".l4plan" / "runtime.pid").read_text())
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -3,7 +3,7 @@ streams checked byte-exact, UDP request/response.
 
 Every worker is a thread that stops when told, or after MAX_ROUNDS, or at
 its deadline, whichever comes first. Answers carry the origin's tag
-("PORT MODE"), which must be one of C{tags}.
+("PORT MODE"), which must be one of ``tags``.
 """
 
 import random
@@ -64,7 +64,7 @@ def tcp_exchange(port, text, timeout=5.0):
 
 
 def udp_exchange(sock, port, text):
-    """One datagram and its answer on C{sock}; returns the tag or None when lost."""
+    """One datagram and its answer on ``sock``; returns the tag or None when lost."""
     sock.sendto(text.encode(), ("127.0.0.1", port))
     deadline = time.monotonic() + UDP_REPLY_WAIT
     while (remaining := deadline - time.monotonic()) > 0:

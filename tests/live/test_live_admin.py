@@ -29,7 +29,7 @@ def document(edge, origin):
 
 
 def raw_put(path, body, headers=b""):
-    """PUT /v1/config over the unix socket with exactly C{body}; the status code."""
+    """PUT /v1/config over the unix socket with exactly ``body``; the status code."""
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(20)
         sock.connect(path)

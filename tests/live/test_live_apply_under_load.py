@@ -85,7 +85,7 @@ class Step:
 def check_new_connections(step, p, number):
     """After an apply, new connections and sessions follow the new rules.
 
-    The UDP probe of check C{number} comes from an address of its own: the
+    The UDP probe of check ``number`` comes from an address of its own: the
     runtime keys sessions by client (address, port) and keeps a session's rule
     for its 30 s idle timeout, so a probe from 127.0.0.1 could reuse the port
     of a load socket closed a moment ago and be answered by that older rule.

@@ -203,7 +203,7 @@ def test_saved_plan_refused_after_a_change_behind_its_back(project, tagged_origi
 
 
 def closed_by_peer(sock):
-    """Whether the peer closed (FIN) or aborted (RST) C{sock}; waits its timeout."""
+    """Whether the peer closed (FIN) or aborted (RST) ``sock``; waits its timeout."""
     try:
         return sock.recv(100) == b""
     except ConnectionResetError:

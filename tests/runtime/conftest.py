@@ -47,7 +47,7 @@ class Processes:
         return (self.tmp_path / f"{proc.name}.stderr").read_text(errors="replace")
 
     def stop(self, proc, sig=signal.SIGTERM, timeout=20):
-        """Signal C{proc} (unless C{sig} is None), wait, return (exit status, all stdout)."""
+        """Signal ``proc`` (unless ``sig`` is None), wait, return (exit status, all stdout)."""
         if sig is not None and proc.poll() is None:
             proc.send_signal(sig)
         rest, _ = proc.communicate(timeout=timeout)

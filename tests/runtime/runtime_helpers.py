@@ -27,7 +27,7 @@ def make_rule(
     passthrough="off",
     origin_port=None,
 ):
-    """A runtime-document rule; C{ports} is [(edge, [origin, ...]), ...]."""
+    """A runtime-document rule; ``ports`` is [(edge, [origin, ...]), ...]."""
     return {
         "protocol": protocol,
         "edge_port": edge_port,
@@ -41,7 +41,7 @@ def make_rule(
 
 
 def make_document(rules, ipv6=False, acl=None, waf=False, load_balancers=None, keepalive=False):
-    """A valid runtime document with one application "app" holding C{rules}."""
+    """A valid runtime document with one application "app" holding ``rules``."""
     return {
         "format_version": 1,
         "site": {
@@ -65,7 +65,7 @@ def make_document(rules, ipv6=False, acl=None, waf=False, load_balancers=None, k
 
 
 def lb_rule(edge_port, origin_port, name="pool", protocol="tcp"):
-    """A rule sending one edge port to load balancer C{name} on one origin port."""
+    """A rule sending one edge port to load balancer ``name`` on one origin port."""
     return make_rule(
         str(edge_port),
         [(edge_port, [origin_port])],
@@ -113,7 +113,7 @@ def free_ports(count, consecutive=False):
 
 
 def read_until(proc, marker, timeout=15.0):
-    """Read C{proc}'s stdout (unbuffered pipe) until C{marker}; return what came."""
+    """Read ``proc``'s stdout (unbuffered pipe) until ``marker``; return what came."""
     deadline = time.monotonic() + timeout
     output = b""
     fd = proc.stdout.fileno()
@@ -128,7 +128,7 @@ def read_until(proc, marker, timeout=15.0):
 
 
 def vm_rss_kib(pid):
-    """Resident memory of process C{pid} in KiB, from /proc/PID/status."""
+    """Resident memory of process ``pid`` in KiB, from /proc/PID/status."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
@@ -208,7 +208,7 @@ class DatagramTransport:
 
 
 class UdpReactor(MemoryReactorClock):
-    """MemoryReactorClock plus listenUDP handing out L{DatagramTransport}s."""
+    """MemoryReactorClock plus listenUDP handing out ``DatagramTransport``s."""
 
     def __init__(self):
         super().__init__()

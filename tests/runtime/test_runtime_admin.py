@@ -30,7 +30,7 @@ def live(tmp_path):
 
 
 def call(site, method, path, body=b"", headers=(), too_large=False):
-    """Render C{path} of C{site}: (status, decoded body)."""
+    """Render ``path`` of ``site``: (status, decoded body)."""
     request = DummyRequest(path.lstrip(b"/").split(b"/"))
     request.method = method
     request.content = io.BytesIO(body)

@@ -39,7 +39,7 @@ def tcp_echo(address, port, source=None):
 
 
 def udp_reply(address, port, source, timeout=1.0):
-    """The reply to one datagram, or None when none comes within C{timeout}."""
+    """The reply to one datagram, or None when none comes within ``timeout``."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
@@ -84,7 +84,7 @@ def greeted_by(edge):
 
 
 def wait_for_log(processes, proc, text, attempts=100):
-    """Poll the process's stderr for C{text}; bounded."""
+    """Poll the process's stderr for ``text``; bounded."""
     for _ in range(attempts):
         if text in processes.stderr(proc):
             return True

@@ -22,7 +22,7 @@ MIB = 1024 * 1024
 
 
 def echo_both_ways(address, port, payload):
-    """Send C{payload} while reading the echo, half-close, return all that came back."""
+    """Send ``payload`` while reading the echo, half-close, return all that came back."""
     with connect(address, port) as sock:
         sender = threading.Thread(target=lambda: (sock.sendall(payload), sock.shutdown(1)))
         sender.start()
@@ -151,7 +151,7 @@ def test_ipv6_origin_for_ipv4_client(start_origin, start_runtime):
 
 
 def _socket_timers(filter_expression):
-    """`ss -tnoH` lines for established sockets matching C{filter_expression}."""
+    """`ss -tnoH` lines for established sockets matching ``filter_expression``."""
     result = subprocess.run(
         ["ss", "-tnoH", "state", "established", filter_expression],
         capture_output=True,

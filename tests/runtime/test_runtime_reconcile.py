@@ -38,7 +38,7 @@ class Port:
 
 
 class Reactor(UdpReactor):
-    """A memory reactor on which the ports in C{taken} cannot be bound."""
+    """A memory reactor on which the ports in ``taken`` cannot be bound."""
 
     def __init__(self, taken=()):
         super().__init__()
@@ -82,7 +82,7 @@ def live(tmp_path):
 
 
 def connect(listener):
-    """An accepted client connection on C{listener}."""
+    """An accepted client connection on ``listener``."""
     leg = listener.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
     leg.makeConnection(Transport())
     return leg
@@ -318,7 +318,7 @@ OFFICE = [{"name": "office", "action": "deny", "sources": ["10.0.0.0/8"], "prior
 
 
 def apps(document, **extra):
-    """C{document} with more applications, each one rule: name=rule."""
+    """``document`` with more applications, each one rule: name=rule."""
     for name, rule in extra.items():
         app = dict(document["applications"]["app"], domain=f"{name}.example.com", rules=[rule])
         document["applications"][name] = app

@@ -122,7 +122,7 @@ def test_idle_relay_reads_both_sockets_and_holds_no_pipe(relayed):
 
 
 def queued(sock, size):
-    """Wait (bounded) until C{size} bytes wait in C{sock}'s receive queue, so a
+    """Wait (bounded) until ``size`` bytes wait in ``sock``'s receive queue, so a
     read sees them all: loopback delivers in segments, not at once."""
     for _ in range(500):
         if struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0" * 4))[0] >= size:
@@ -164,7 +164,7 @@ def test_a_stream_is_spliced_then_messages_are_copied_again(relayed):
 
 
 def _stream_through(parts, size):
-    """Send C{size} bytes client → origin through the relay; what arrived."""
+    """Send ``size`` bytes client → origin through the relay; what arrived."""
     parts.client_app.sendall(b"b" * size)
     received = b""
     for _ in range(2000):  # bounded

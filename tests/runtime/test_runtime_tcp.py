@@ -77,7 +77,7 @@ def test_producers_registered_both_ways():
 
 
 class SlowSocket(FileDescriptor):
-    """Twisted's own write buffer over a socket that takes C{accepts} bytes at
+    """Twisted's own write buffer over a socket that takes ``accepts`` bytes at
     most: Twisted's buffer logic, not the test, pauses and resumes the producer."""
 
     accepts = 0
@@ -310,7 +310,7 @@ def test_load_balancer_gives_up_after_every_origin_failed():
 
 
 class FakeSocket:
-    """A non-blocking socket that takes C{accepts} more bytes, then would block."""
+    """A non-blocking socket that takes ``accepts`` more bytes, then would block."""
 
     def __init__(self, accepts, waiting=b""):
         self.accepts = accepts
@@ -345,7 +345,7 @@ class FakeSocket:
 
 
 def origin_over_socket(reactor, accepts):
-    """The origin leg on a real Twisted TCP connection over a L{FakeSocket}."""
+    """The origin leg on a real Twisted TCP connection over a ``FakeSocket``."""
     origin = reactor.tcpClients[0][2].buildProtocol(None)
     connection = tcp.Connection(FakeSocket(accepts), origin, reactor)
     connection.connected = True

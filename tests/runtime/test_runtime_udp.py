@@ -194,7 +194,7 @@ def test_full_socket_drops_datagram_quietly():
 
 
 class EdgeSocket:
-    """The socket under a real twisted udp.Port: records sendto, or raises C{error}."""
+    """The socket under a real twisted udp.Port: records sendto, or raises ``error``."""
 
     def __init__(self, error=None):
         self.sent = []
@@ -207,7 +207,7 @@ class EdgeSocket:
 
 
 def edge_port(reactor, edge, socket):
-    """Put C{edge} on a twisted udp.Port whose socket is C{socket}."""
+    """Put ``edge`` on a twisted udp.Port whose socket is ``socket``."""
     port = udp.Port(0, edge, reactor=reactor)
     port.socket = socket
     edge.transport = port

@@ -146,7 +146,7 @@ def test_admin_answers_a_put_once_every_worker_did_and_refuses_another_meanwhile
 
 
 def put_request(site, document):
-    """A rendered PUT /v1/config (If-Match 0) of C{document}: the DummyRequest."""
+    """A rendered PUT /v1/config (If-Match 0) of ``document``: the DummyRequest."""
     request = DummyRequest([b"v1", b"config"])
     request.method = b"PUT"
     request.content = io.BytesIO(json.dumps(document).encode())
@@ -256,7 +256,7 @@ def alive(pid):
 
 
 def origins_reached(port, count):
-    """Open C{count} connections to C{port}: how many each origin port greeted."""
+    """Open ``count`` connections to ``port``: how many each origin port greeted."""
     reached = Counter()
     for _ in range(count):
         with connect("127.0.0.1", port) as sock:
