@@ -13,7 +13,7 @@ from pathlib import Path
 
 from l4plan.config.loader import config_files, load_directory
 from l4plan.diff import diff, drift, refreshed_state
-from l4plan.model import DEFAULT_BACKEND, Settings
+from l4plan.model import DEFAULT_BACKEND, Settings, served_key
 from l4plan.plan import Action, Plan, PlanError, PreventDestroyError, kind_of
 from l4plan.planfile import PlanFileError, check_fresh, config_digest
 from l4plan.ports import parse_port_spec, spec_of
@@ -307,7 +307,7 @@ def with_open_connections(plan, counts):
             if rule.action is Action.CREATE
             else replace(
                 rule,
-                open_connections=counts.get(f"{name}/{rule.key}", 0),
+                open_connections=counts.get(served_key(name, rule.key), 0),
                 kept_ports=_kept_ports(rule, served) if rule.action is Action.DELETE else None,
             )
             for rule in change.rule_changes

@@ -9,6 +9,7 @@ renderers need nothing but the plan.
 
 from dataclasses import replace
 
+from l4plan.model import rule_key
 from l4plan.plan import (
     OUTCOME_UNKNOWN_REASON,
     Action,
@@ -17,7 +18,7 @@ from l4plan.plan import (
     RuleChange,
     kind_of,
 )
-from l4plan.ports import PortError, map_ports, parse_origin_port, parse_port_spec
+from l4plan.ports import PortError, mapping_of, parse_origin_port, parse_port_spec
 
 # Attributes that cannot be changed in place, by address type: changing one
 # replaces the object (ESA cannot modify an application's domain).
@@ -146,7 +147,7 @@ def _changed_keys(before, after, skip=frozenset()):
 
 
 def _by_key(rules):
-    return {f"{r['protocol']}/{r['edge_port']}": r for r in rules}
+    return {rule_key(r["protocol"], r["edge_port"]): r for r in rules}
 
 
 def _rule_changes(before_rules, after_rules):
@@ -178,11 +179,10 @@ def mapping_text(rule):
     ``udp/53 -> 5353``, ``tcp/80 -> 8000-8003 (round-robin)``,
     ``tcp/80,81 -> 9000 (all to one)``.
     """
-    head = f"{rule['protocol']}/{rule['edge_port']} -> {rule['origin_port']}"
+    head = f"{rule_key(rule['protocol'], rule['edge_port'])} -> {rule['origin_port']}"
     try:
-        edge = parse_port_spec(rule["edge_port"])
-        origin = parse_origin_port(rule["origin_port"])
-        mapping = map_ports(edge, origin)
+        mapping = mapping_of(rule["edge_port"], rule["origin_port"])
+        edge, origin = parse_port_spec(rule["edge_port"]), parse_origin_port(rule["origin_port"])
     except PortError as error:
         return f"{head} (invalid: {error})"
     return f"{head}{_mapping_note(edge, origin, mapping)}"

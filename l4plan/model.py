@@ -7,7 +7,19 @@ state records.
 
 from dataclasses import dataclass, field
 
-from l4plan.ports import PortMapping, PortSpec
+from l4plan.ports import PortSpec
+
+
+def rule_key(protocol, edge_port):
+    """How a rule is known across plans (``tcp/7000-7010``): reordering rules
+    changes nothing. The runtime reports it as ``APP/`` + this key
+    (runtime.schema.json says so on its side)."""
+    return f"{protocol}/{edge_port}"
+
+
+def served_key(application, key):
+    """A rule of ``application`` as the runtime's status and metrics name it."""
+    return f"{application}/{key}"
 
 
 @dataclass(frozen=True)
@@ -110,7 +122,7 @@ class LoadBalancer:
 
 @dataclass(frozen=True)
 class Rule:
-    """One edge-port rule; ``mapping`` is the expanded edge → origin ports."""
+    """One edge-port rule (its mapping: ``ports.mapping_of``)."""
 
     protocol: str
     edge_port: PortSpec
@@ -119,12 +131,10 @@ class Rule:
     origin_port: PortSpec
     client_ip_passthrough: str = "off"
     comment: str = ""
-    mapping: tuple[PortMapping, ...] = ()
 
     @property
     def key(self):
-        """How a rule is known across plans: reordering rules changes nothing."""
-        return f"{self.protocol}/{self.edge_port}"
+        return rule_key(self.protocol, self.edge_port)
 
     def to_dict(self):
         return {

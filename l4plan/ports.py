@@ -142,3 +142,10 @@ def map_ports(edge, origin):
             f"origin port or to a range of exactly {len(edge_ports)} ports"
         )
     return tuple(PortMapping(e, (o,)) for e, o in zip(edge_ports, origin_ports))
+
+
+@lru_cache(maxsize=65536)
+def mapping_of(edge_port, origin_port):
+    """The mapping of a rule as written (``"7000-7010"``, ``"17000-17010"``):
+    the one derivation the plan and the runtime document share."""
+    return map_ports(parse_port_spec(edge_port), parse_origin_port(origin_port))

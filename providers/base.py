@@ -8,6 +8,8 @@ entry-point group ``l4plan.providers``; the engine never imports one.
 
 from abc import ABC, abstractmethod
 
+from l4plan.model import rule_key
+
 
 class ProviderError(Exception):
     """A provider could not do its work; the message says what and how to fix it."""
@@ -91,7 +93,7 @@ class Provider(ABC):
                 self._check_rule(address, rule)
 
     def _check_rule(self, address, rule):
-        where = f"{address} rule {rule['protocol']}/{rule['edge_port']}"
+        where = f"{address} rule {rule_key(rule['protocol'], rule['edge_port'])}"
         checks = (
             ("protocol", self.SUPPORTS),
             ("origin_type", self.SUPPORTS_ORIGIN_TYPES),

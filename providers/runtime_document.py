@@ -5,7 +5,7 @@ every rule carries its expanded edge-port → origin-port mapping so the
 runtime never re-derives it. ``schemas/runtime.schema.json`` describes it.
 """
 
-from l4plan.ports import map_ports, parse_origin_port, parse_port_spec
+from l4plan.ports import mapping_of
 from l4plan.providers.base import ProviderError
 
 FORMAT_VERSION = 1
@@ -52,7 +52,7 @@ def _application(attributes):
 
 
 def _rule(rule):
-    mapping = map_ports(parse_port_spec(rule["edge_port"]), parse_origin_port(rule["origin_port"]))
+    mapping = mapping_of(rule["edge_port"], rule["origin_port"])
     return {**rule, "ports": [{"edge": m.edge, "origin": list(m.origin)} for m in mapping]}
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from l4plan.config.variables import VariableInputs
 from l4plan.diagnostics import ConfigError
-from l4plan.ports import PortMapping
+from l4plan.ports import PortMapping, mapping_of
 from l4plan.validate import load_config
 from tests.conftest import EXAMPLES
 
@@ -39,11 +39,12 @@ def errors(write_config, *texts, inputs=VariableInputs()):
 
 
 def test_examples_are_valid():
-    """The shipped examples validate and carry their computed mappings."""
+    """The shipped examples validate; their rules map ports as ESA does."""
     config = load_config(EXAMPLES / "game")
     game = next(a for a in config.applications if a.name == "game")
-    assert game.rules[0].mapping[5] == PortMapping(7005, (17005,))
-    assert game.rules[2].mapping == (PortMapping(7000, (27000, 27001, 27002, 27003)),)
+    first, third = game.rules[0], game.rules[2]
+    assert mapping_of(str(first.edge_port), str(first.origin_port))[5] == PortMapping(7005, (17005,))
+    assert mapping_of(str(third.edge_port), str(third.origin_port)) == (PortMapping(7000, (27000, 27001, 27002, 27003)),)
     assert [r.name for r in config.ip_access_rules] == ["office", "block-scanners"]
     assert load_config(EXAMPLES / "quickstart").applications[0].rules[1].protocol == "udp"
 

@@ -23,7 +23,7 @@ def check_rule(report, path, body, lb_names):
     protocol = body["protocol"]
     edge = _ports(report, path + ("edge_port",), body["edge_port"], parse_port_spec)
     origin_port = _ports(report, path + ("origin_port",), body["origin_port"], parse_origin_port)
-    mapping = _mapping(report, path, edge, origin_port)
+    _check_mapping(report, path, edge, origin_port)
     passthrough = body.get("client_ip_passthrough", "off")
     _check_passthrough(report, path + ("client_ip_passthrough",), protocol, passthrough)
     origin = body["origin"]
@@ -32,7 +32,7 @@ def check_rule(report, path, body, lb_names):
         report.error(path + ("origin",), f'"{origin}" is not a valid IP address', "An IPv4 address is four numbers 0-255, such as 192.0.2.10; a host name needs a label that is not all digits.")
     else:
         _check_origin(report, path, origin_type, origin, lb_names)
-    return Rule(protocol, edge, origin_type, origin, origin_port, passthrough, body.get("comment", ""), mapping)
+    return Rule(protocol, edge, origin_type, origin, origin_port, passthrough, body.get("comment", ""))
 
 
 def _ports(report, path, value, parse):
@@ -43,18 +43,17 @@ def _ports(report, path, value, parse):
         return None
 
 
-def _mapping(report, path, edge, origin):
+def _check_mapping(report, path, edge, origin):
     if edge is None or origin is None:
-        return ()
+        return
     try:
-        return map_ports(edge, origin)
+        map_ports(edge, origin)
     except PortError as error:
         report.error(
             path + ("origin_port",),
             f'edge port "{edge}" cannot map to origin port "{origin}": {error}',
             f'Use one origin port, or a range of {len(edge)} ports such as "{origin.ranges[0].first}-{origin.ranges[0].first + len(edge) - 1}".',
         )
-        return ()
 
 
 def _check_passthrough(report, path, protocol, mode):

@@ -49,3 +49,20 @@ def test_empty_configuration_is_an_empty_document():
         "load_balancers": {},
         "applications": {},
     }
+
+
+def test_the_runtime_names_each_rule_by_the_key_the_engine_looks_up():
+    """Both sides of the HTTP boundary agree on APP/PROTOCOL/EDGE_PORT: the
+    runtime's metrics keys are the engine's served_key of every rule."""
+    from twisted.internet.testing import MemoryReactorClock
+
+    from l4plan.model import served_key
+    from l4plan.runtime.metrics import Metrics
+    from l4plan.runtime.origins import HostCache
+    from l4plan.runtime.routes import compile_document
+
+    config = load_config(EXAMPLES / "game")
+    metrics = Metrics()
+    compile_document(build_document(config.resources()), "127.0.0.1", "::1", HostCache(MemoryReactorClock(), 30), metrics)
+    expected = {served_key(app.name, rule.key) for app in config.applications for rule in app.rules}
+    assert set(metrics.snapshot()) == expected
