@@ -8,6 +8,7 @@ state records.
 from dataclasses import dataclass, field
 
 from l4plan.ports import PortSpec
+from l4plan.schema import block_defaults
 
 
 def rule_key(protocol, edge_port):
@@ -183,15 +184,10 @@ class Settings:
 #: The directory, beside the configuration, of what the embedded default makes:
 #: the local runtime's socket, token, data, pid file and log.
 DATA_DIR = ".l4plan"
-DEFAULT_PROVIDER = Settings(
-    "runtime",
-    {
-        "admin": f"unix:{DATA_DIR}/runtime.sock",
-        "token_file": f"{DATA_DIR}/admin.token",
-        "autostart": True,
-    },
-)
-DEFAULT_BACKEND = Settings("local", {"path": "l4plan.state.json"})
+#: The embedded defaults: a local runtime and a local state file, with the
+#: settings the configuration schema gives those blocks (their one home).
+DEFAULT_PROVIDER = Settings("runtime", block_defaults("provider", "runtime"))
+DEFAULT_BACKEND = Settings("local", block_defaults("backend", "local"))
 
 
 @dataclass(frozen=True)

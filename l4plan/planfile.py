@@ -9,7 +9,6 @@ state is still the one the plan was made against.
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import jsonschema
@@ -17,7 +16,7 @@ import jsonschema
 from l4plan import __version__
 from l4plan.files import write_atomically
 from l4plan.plan import Plan
-from l4plan.schema import load_schema
+from l4plan.schema import validator
 
 FORMAT_VERSION = 1
 _KEYS = {
@@ -110,16 +109,11 @@ def _check_document(path, document):
             f"{document['format_version']}); use that version, or plan again"
         )
     error = jsonschema.exceptions.best_match(
-        _plan_validator().iter_errors(document["plan"])
+        validator("plan").iter_errors(document["plan"])
     )
     if error:
         where = "/".join(str(p) for p in error.absolute_path) or "(top)"
         raise _corrupt(path, f"plan at {where}: {error.message}")
-
-
-@cache
-def _plan_validator():
-    return jsonschema.Draft202012Validator(load_schema("plan"))
 
 
 def check_fresh(saved, lineage, serial):

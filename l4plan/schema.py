@@ -18,8 +18,7 @@ from l4plan.ports import PORT_FORMS, PortError, parse_port_spec
 @cache
 def load_schema(name):
     """``load_schema("config")`` → the parsed ``schemas/config.schema.json``."""
-    text = resources.files("l4plan.schemas").joinpath(f"{name}.schema.json").read_text("utf-8")
-    return json.loads(text)
+    return json.loads(schema_text(name))
 
 
 def block_defaults(block_type, kind):
@@ -29,11 +28,13 @@ def block_defaults(block_type, kind):
 
 
 def schema_text(name):
+    """The text of ``schemas/NAME.schema.json`` as shipped."""
     return resources.files("l4plan.schemas").joinpath(f"{name}.schema.json").read_text("utf-8")
 
 
 @cache
-def _validator(name):
+def validator(name):
+    """A jsonschema validator of ``schemas/NAME.schema.json`` (made once)."""
     return Draft202012Validator(load_schema(name))
 
 
@@ -55,7 +56,7 @@ def check_structure(document):
         _fast_check("config")(document.data)
         return [], set()
     except fastjsonschema.JsonSchemaException:
-        errors = list(_validator("config").iter_errors(document.data))
+        errors = list(validator("config").iter_errors(document.data))
     found = {d for error in errors for d in _explain(error, document)}
     broken = {_object_of(error) for error in errors}
     return sorted(found, key=lambda d: (d.filename, d.line, d.column, d.summary)), broken

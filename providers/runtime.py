@@ -32,6 +32,7 @@ from l4plan.providers.runtime_document import (
     check_unchanged_since,
     read_document,
 )
+from l4plan.schema import block_defaults
 from l4plan.tls import client_context
 
 START_TIMEOUT = 15.0
@@ -43,11 +44,12 @@ class RuntimeProvider(Provider):
     READS = frozenset({"application", "load_balancer", "ip_access_rule"})
 
     def __init__(self, name, settings, workdir):
+        settings = {**block_defaults("provider", "runtime"), **settings}
         super().__init__(name, settings, workdir)
-        self.admin = settings.get("admin", f"unix:{DATA_DIR}/runtime.sock")
+        self.admin = settings["admin"]
         self.endpoint = _checked_endpoint(self.admin)
-        self.token_path = Path(workdir, settings.get("token_file", f"{DATA_DIR}/admin.token"))
-        self.autostart = settings.get("autostart", True) and not self.admin.startswith("https://")
+        self.token_path = Path(workdir, settings["token_file"])
+        self.autostart = settings["autostart"] and not self.admin.startswith("https://")
         self._tls = None
         if self.admin.startswith("https://"):
             files = (Path(workdir, settings[k]) if settings.get(k) else None for k in ("ca_file", "cert_file", "key_file"))

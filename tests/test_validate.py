@@ -220,6 +220,14 @@ def test_provider_and_backend_default_to_the_embedded_ones(write_config):
     assert config.backend.attributes == {"path": "prod.state.json"}
 
 
+def test_the_runtime_provider_files_default_to_the_data_directory():
+    """The schema's defaults (their one home) keep the runtime's files in DATA_DIR."""
+    from l4plan.model import DATA_DIR, DEFAULT_PROVIDER
+
+    assert DEFAULT_PROVIDER.attributes["admin"] == f"unix:{DATA_DIR}/runtime.sock"
+    assert DEFAULT_PROVIDER.attributes["token_file"] == f"{DATA_DIR}/admin.token"
+
+
 def test_a_declared_load_balancer_name_infers_load_balancer(write_config):
     """An origin naming a declared load balancer, with no origin_type, is that load balancer."""
     pool = 'load_balancer "pool" {\n  origin {\n    address = "192.0.2.10"\n  }\n}\n'
