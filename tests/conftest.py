@@ -76,6 +76,37 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped under CI=true, where nothing may skip: {report.longrepr}"
 
 
+#: Fixtures that start a server or a process: a test using one is marked processes.
+_PROCESS_FIXTURES = {"postgres", "etcd_server", "script"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        params = getattr(item, "callspec", None)
+        kind = params.params.get("backends") if params else None
+        if _PROCESS_FIXTURES & set(item.fixturenames) or kind in ("pg", "etcd"):
+            item.add_marker(pytest.mark.processes)
+
+
+@pytest.fixture(autouse=True)
+def _in_memory_unless_marked(request, monkeypatch):
+    """A test not marked ``processes`` runs in this process: starting another
+    (the CLI, a runtime, a server) fails it, so ``pytest -m "not processes"``
+    is the whole in-memory suite and stays a matter of seconds. git, which
+    lists shipped files, is allowed."""
+    if request.node.get_closest_marker("processes"):
+        return
+    execute = subprocess.Popen._execute_child
+
+    def refuse(self, args, *rest, **options):
+        program = Path(str(args[0] if isinstance(args, (list, tuple)) else args).split()[0]).name
+        if program != "git":
+            pytest.fail(f"{program} started by a test not marked processes: add pytestmark = pytest.mark.processes")
+        return execute(self, args, *rest, **options)
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+
+
 # --- state backends on real servers ----------------------------------------
 KINDS = ("local", "pg", "etcd")
 _names = itertools.count()

@@ -606,6 +606,7 @@ def test_fmt_help_mentions_json():
     assert "*.l4.json files are left alone" in _run("fmt", "--help").stdout
 
 
+@pytest.mark.processes
 def test_fmt_subprocess(config):
     """The installed l4plan script runs fmt --check and then fmt for real."""
     script = Path(sys.executable).with_name("l4plan")

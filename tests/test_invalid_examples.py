@@ -28,6 +28,7 @@ def test_every_invalid_example_names_file_line_and_path():
         assert ":" in line.split(": ", 2)[1], case.name
 
 
+@pytest.mark.processes
 def test_invalid_example_through_a_real_process():
     """The installed console script reports the same error and exit code."""
     case = EXAMPLES / "invalid" / "mapping-length-mismatch"

@@ -9,8 +9,12 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import EXAMPLES, shipped_copy
 from tests.runtime.runtime_helpers import free_ports
+
+pytestmark = pytest.mark.processes
 
 
 def _l4plan(workdir, *args):

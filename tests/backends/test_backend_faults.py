@@ -77,6 +77,7 @@ def test_pg_schemas_keep_states_apart(postgres, tmp_path):
             backend.close()
 
 
+@pytest.mark.processes
 def test_pg_restarted_between_reads_is_one_error_then_works(postgres, tmp_path):
     backend = open_backend(Settings("pg", {"conn_str": postgres.url, "name": "restart"}), tmp_path)
     try:
@@ -134,6 +135,7 @@ def test_etcd_with_auth_works_and_a_wrong_password_is_clear(etcd_with_auth, tmp_
     assert "authentication failed" in message and "wrong-pw" not in message
 
 
+@pytest.mark.processes
 def test_etcd_leader_killed_during_applies_leaves_old_or_new_state(tmp_path):
     """Three members; writers keep applying while the leader is SIGKILLed: each
     write succeeds or fails cleanly, and the state read after is whole and
@@ -169,6 +171,7 @@ def test_etcd_leader_killed_during_applies_leaves_old_or_new_state(tmp_path):
         cluster.close()
 
 
+@pytest.mark.processes
 def test_etcd_keeps_a_thousand_applications_of_thirty_rules(etcd_server, tmp_path):
     """As JSON they pass etcd's 1.5 MiB request limit; stored gzipped they fit."""
     rules = [{"protocol": "tcp", "edge_port": str(7000 + r), "origin": f"10.0.{r}.7", "origin_port": str(17000 + r)} for r in range(30)]

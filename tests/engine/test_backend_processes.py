@@ -4,7 +4,10 @@ error and then works."""
 
 import os
 
+import pytest
 from engine_helpers import SUBPROCESS_TIMEOUT, application, wait_for
+
+pytestmark = pytest.mark.processes
 
 ROUNDS = 20
 

@@ -6,9 +6,12 @@ import pty
 import select
 import time
 
+import pytest
 from engine_helpers import SUBPROCESS_TIMEOUT, WAIT_SECONDS, application, wait_for
 
 from tests.state_files import lock, read_lock, read_state
+
+pytestmark = pytest.mark.processes
 
 
 def on_terminal(spawn, *args, answer=None, env=None):

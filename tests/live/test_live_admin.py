@@ -13,6 +13,8 @@ import pytest
 from l4plan.providers.admin_client import AdminClient
 from tests.runtime.runtime_helpers import free_ports, make_document, make_rule
 
+pytestmark = pytest.mark.processes
+
 TOKEN = "s3cret-token-for-tests"
 
 

@@ -11,6 +11,8 @@ from tests.live.conftest import application, runtime_pid
 from tests.live.load import Load, tcp_exchange, udp_exchange
 from tests.runtime.runtime_helpers import free_ports
 
+pytestmark = pytest.mark.processes
+
 APPLIES = 22
 LOAD_SECONDS = 150  # a ceiling the load never reaches unless something hangs
 MODES = {"off": "off", "proxy_protocol_v2": "v2"}

@@ -20,6 +20,8 @@ from tests.live.conftest import application, runtime_pid
 from tests.live.load import read_line, tcp_exchange
 from tests.runtime.runtime_helpers import free_ports, read_until
 
+pytestmark = pytest.mark.processes
+
 ADMIN = "unix:.l4plan/runtime.sock"
 
 

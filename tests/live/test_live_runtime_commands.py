@@ -6,6 +6,8 @@ import pytest
 
 from tests.live.conftest import runtime_pid
 
+pytestmark = pytest.mark.processes
+
 
 @pytest.fixture
 def here(tmp_path, monkeypatch):

@@ -3,10 +3,14 @@
 import sys
 from collections import Counter
 
+import pytest
+
 from l4plan.providers.admin_client import AdminClient
 from tests.live.conftest import application
 from tests.live.load import tcp_exchange
 from tests.runtime.runtime_helpers import free_ports, udp_exchange
+
+pytestmark = pytest.mark.processes
 
 ADMIN = "unix:.l4plan/runtime.sock"
 

@@ -4,6 +4,7 @@ import signal
 import socket
 import time
 
+import pytest
 from runtime_helpers import (
     connect,
     free_ports,
@@ -14,6 +15,8 @@ from runtime_helpers import (
     recv_all,
     recv_line,
 )
+
+pytestmark = pytest.mark.processes
 
 ACL = [
     {"name": "deny-loopback-net", "action": "deny", "sources": ["127.0.0.0/8"], "priority": 20},

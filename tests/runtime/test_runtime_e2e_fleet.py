@@ -17,6 +17,8 @@ from benchmarks.fleet_converge import fleet_figure
 from tests.processes import started
 from tests.servers import Etcd, write_certificates
 
+pytestmark = pytest.mark.processes
+
 NODES = ("n2", "n3", "n4")
 LOAD_ROUNDS = 2000  # bounds the load loop; it stops when the applies are done
 SITE = 'site "example.com" {\n  plan = "enterprise"\n}\n'

@@ -3,6 +3,7 @@
 import json
 import socket
 
+import pytest
 from runtime_helpers import (
     connect,
     free_ports,
@@ -15,6 +16,8 @@ from runtime_helpers import (
 
 from l4plan.providers.admin_client import AdminClient
 from tests.runtime.runtime_helpers import L4PLAN
+
+pytestmark = pytest.mark.processes
 
 
 def closed_by_peer(sock):

@@ -7,6 +7,8 @@ took from the header; they must be the test client's own.
 import pytest
 from runtime_helpers import connect, free_ports, make_document, make_rule, recv_all
 
+pytestmark = pytest.mark.processes
+
 VERSIONS = ["proxy_protocol_v1", "proxy_protocol_v2"]
 CLIENTS = ["127.0.0.1", "::1"]
 

@@ -4,6 +4,7 @@ import signal
 import socket
 import time
 
+import pytest
 from runtime_helpers import (
     connect,
     free_ports,
@@ -12,6 +13,8 @@ from runtime_helpers import (
     make_rule,
     recv_all,
 )
+
+pytestmark = pytest.mark.processes
 
 
 def refused(port, attempts=100):

@@ -3,6 +3,7 @@
 import socket
 import time
 
+import pytest
 from runtime_helpers import (
     free_ports,
     json_counters,
@@ -10,6 +11,8 @@ from runtime_helpers import (
     make_rule,
     vm_rss_kib,
 )
+
+pytestmark = pytest.mark.processes
 
 BLAST = 50 * 1024 * 1024
 READS = 2000  # one byte per millisecond: about two seconds

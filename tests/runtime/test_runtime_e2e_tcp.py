@@ -18,6 +18,8 @@ from runtime_helpers import (
     udp_exchange,
 )
 
+pytestmark = pytest.mark.processes
+
 MIB = 1024 * 1024
 
 

@@ -18,6 +18,8 @@ import trustme
 import yaml
 from runtime_helpers import L4PLAN, connect, free_ports
 
+pytestmark = pytest.mark.processes
+
 SITE = 'site "example.com" {\n  plan = "enterprise"\n}\n'
 TOKEN = "first-token-0123456789"
 

@@ -7,6 +7,8 @@ from runtime_helpers import free_ports, make_document, make_rule, udp_exchange
 
 from l4plan.runtime import proxy_header
 
+pytestmark = pytest.mark.processes
+
 
 def udp_rule(edge, origin, passthrough="off"):
     return make_rule(str(edge), [(edge, [origin])], protocol="udp", passthrough=passthrough)

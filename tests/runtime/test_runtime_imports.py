@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 CHECK = """
 import pkgutil, sys
 import l4plan.runtime
@@ -15,6 +17,7 @@ print("\\n".join(loaded))
 ALLOWED = ("l4plan.runtime", "l4plan.schemas")
 
 
+@pytest.mark.processes
 def test_runtime_imports_no_engine_provider_or_cli():
     """Importing every runtime module loads no engine, provider or CLI module."""
     result = subprocess.run(
@@ -38,6 +41,7 @@ def test_serve_options_default_to_the_runtime_settings():
     assert shown == {name: defaults[name] for name in shown}
 
 
+@pytest.mark.processes
 def test_the_cli_reads_serve_settings_without_twisted():
     """`l4plan --help` and every engine command start without loading Twisted."""
     result = subprocess.run(

@@ -54,6 +54,7 @@ def test_reads_and_disconnects_are_dispatched():
         reactor._poller.close()
 
 
+@pytest.mark.processes
 def test_runtime_serve_installs_it():
     """`l4plan runtime serve` runs on this reactor (checked in a fresh process)."""
     code = "from l4plan.runtime import reactor as r; " "print(type(r.install()).__name__)"

@@ -280,6 +280,7 @@ def tcp_document(edge, origin):
     return make_document([make_rule(str(edge), [(edge, [origin])])])
 
 
+@pytest.mark.processes
 def test_workers_share_connections_and_every_change_then_stop(
     processes, start_origin, workers_runtime
 ):
@@ -308,6 +309,7 @@ def test_workers_share_connections_and_every_change_then_stop(
     assert not alive(child)
 
 
+@pytest.mark.processes
 def test_a_port_in_use_changes_no_worker(start_origin, workers_runtime):
     """A new port taken by a socket without SO_REUSEPORT fails the PUT; every
     worker keeps the document and generation it had."""
@@ -329,6 +331,7 @@ def test_a_port_in_use_changes_no_worker(start_origin, workers_runtime):
     assert origins_reached(edge, 20) == {old: 20}
 
 
+@pytest.mark.processes
 def test_a_child_that_fails_takes_every_worker_back(start_origin, workers_runtime):
     """When a child cannot apply (here: cannot save its copy), main goes back to
     the previous document too and no connection reaches the new origin."""
@@ -343,6 +346,7 @@ def test_a_child_that_fails_takes_every_worker_back(start_origin, workers_runtim
     assert origins_reached(edge, 50) == {old: 50}
 
 
+@pytest.mark.processes
 def test_a_killed_child_is_restarted_and_gets_changes(start_origin, workers_runtime):
     """SIGKILL to a child: main starts another that serves and follows the next PUT."""
     edge, old, new = free_ports(3)
@@ -357,6 +361,7 @@ def test_a_killed_child_is_restarted_and_gets_changes(start_origin, workers_runt
     assert all(w["opened"] > 0 for w in workers_of(client))
 
 
+@pytest.mark.processes
 def test_children_exit_when_main_is_killed(processes, workers_runtime):
     """Main killed with SIGKILL leaves no worker behind: the pipe from it closes."""
     edge, origin = free_ports(2)
@@ -366,6 +371,7 @@ def test_children_exit_when_main_is_killed(processes, workers_runtime):
     wait_for(lambda: not any(alive(pid) for pid in children))
 
 
+@pytest.mark.processes
 def test_sigterm_lets_every_worker_drain(processes, start_origin, workers_runtime):
     """Connections open in main and in the child at SIGTERM keep working until
     their clients close them; then every process exits, main with 0."""
@@ -387,6 +393,7 @@ def test_sigterm_lets_every_worker_drain(processes, start_origin, workers_runtim
     assert not alive(workers[1]["pid"])
 
 
+@pytest.mark.processes
 def test_workers_must_be_at_least_one(tmp_path):
     """`--workers 0` is a usage error."""
     result = subprocess.run(

@@ -236,6 +236,7 @@ def test_force_unlock_when_not_locked(state_path):
     )
 
 
+@pytest.mark.processes
 def test_cli_process_waits_for_lock_then_fails(state_path, seeded, spawn):
     """A real `l4plan state rm --lock-timeout 1s` against a held lock names the holder."""
     holder = spawn(HOLD_LOCK, str(state_path))
@@ -271,6 +272,7 @@ def test_cli_process_waits_for_lock_then_fails(state_path, seeded, spawn):
     assert "application.game" not in read_state(state_path).resources
 
 
+@pytest.mark.processes
 def test_a_killed_holders_lock_dies_with_it(state_path, seeded, spawn):
     """A SIGKILLed holder leaves its lock file behind, but the OS lock died with
     it: the next command proceeds without force-unlock, which finds nothing."""

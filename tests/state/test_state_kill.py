@@ -5,8 +5,12 @@ import random
 import signal
 import time
 
+import pytest
+
 from l4plan.files import backup_path
 from tests.state_files import read_state
+
+pytestmark = pytest.mark.processes
 
 # Writes ever newer states of COUNT resources in a loop. Every resource of a
 # version carries that version's serial, so a reader can tell a complete

@@ -200,6 +200,7 @@ def test_parse_duration_refuses(text):
     )
 
 
+@pytest.mark.processes
 def test_other_process_waits_then_fails_naming_the_holder(state_path, spawn):
     """A second process waits out its timeout and then names the holding process."""
     holder = spawn(HOLD_LOCK, str(state_path))
@@ -220,6 +221,7 @@ def test_other_process_waits_then_fails_naming_the_holder(state_path, spawn):
     assert read_lock(state_path) is None
 
 
+@pytest.mark.processes
 def test_other_process_gets_the_lock_when_released(state_path, spawn):
     """A waiting process takes the lock as soon as the holder exits."""
     holder = spawn(HOLD_LOCK, str(state_path))
@@ -230,6 +232,7 @@ def test_other_process_gets_the_lock_when_released(state_path, spawn):
     assert out.strip() == "acquired"
 
 
+@pytest.mark.processes
 def test_concurrent_writers_lose_no_update(state_path, spawn):
     """Two processes adding resources under the lock both land every write."""
     writers = [spawn(ADD_RESOURCES, str(state_path), prefix, "15") for prefix in "ab"]

@@ -179,6 +179,7 @@ def test_with_resource_adds_or_replaces_one():
     assert list(added.resources) == ["application.game", "site.example.com"]
 
 
+@pytest.mark.processes
 def test_engine_does_not_import_the_cli():
     """l4plan.state stands alone: importing it loads no CLI module."""
     code = "import sys, l4plan.state; print(sorted(m for m in sys.modules if m.startswith('l4plan.cli')))"
