@@ -320,7 +320,7 @@ def with_open_connections(plan, counts):
 
 def _served_after(plan):
     """``{protocol: set of edge ports}`` every application serves after the plan."""
-    served = {}
+    served: dict = {}
     for change in plan.changes:
         if change.kind == "application" and change.after:
             for rule in change.after["rules"]:

@@ -45,8 +45,8 @@ def unique_keys(pairs):
     given twice (``json.loads`` alone keeps the last one silently)."""
     result = dict(pairs)
     if len(result) != len(pairs):
-        seen = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        keys = [k for k, _ in pairs]
+        twice = next(k for i, k in enumerate(keys) if k in keys[:i])
         raise ValueError(f"the key {twice!r} appears twice in one object")
     return result
 

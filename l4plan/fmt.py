@@ -302,7 +302,7 @@ def _verbatim(node, src):
 
 def _squeeze_blanks(rows):
     """At most one blank row in a row, none first or last."""
-    kept = []
+    kept: list = []
     for row in rows:
         if row.kind == "blank" and (not kept or kept[-1].kind == "blank"):
             continue
@@ -318,7 +318,8 @@ def _space_top_level(rows):
     The blank goes right after the earlier item, so comments written above a
     block stay attached to it.
     """
-    spaced, last_item, blank_since = [], None, True
+    spaced: list = []
+    last_item, blank_since = 0, True  # no item yet counts as a blank
     for row in rows:
         if row.kind in ("attr", "block"):
             if not blank_since and "block" in (row.kind, spaced[last_item].kind):

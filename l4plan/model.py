@@ -5,6 +5,7 @@ attributes per address, which is what the diff compares with state and what
 state records.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from l4plan.ports import PortSpec
@@ -200,7 +201,7 @@ class Config:
     ip_access_rules: tuple[IpAccessRule, ...] = ()
     provider: Settings = DEFAULT_PROVIDER
     backend: Settings = DEFAULT_BACKEND
-    locator: object = field(default=None, hash=False, compare=False, repr=False)
+    locator: Callable[[str], Location | None] | None = field(default=None, hash=False, compare=False, repr=False)
 
     def objects(self):
         """Every addressable object: the site, rules, load balancers, applications."""

@@ -103,7 +103,7 @@ def parse_port_spec(value):
 
 def spec_of(ports):
     """The compact PortSpec of sorted, distinct ports: ``[80, 81, 90]`` → ``80-81,90``."""
-    ranges = []
+    ranges: list[PortRange] = []
     for port in ports:
         if ranges and ranges[-1].last == port - 1:
             ranges[-1] = PortRange(ranges[-1].first, port)

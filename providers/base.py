@@ -42,7 +42,7 @@ class Provider(ABC):
     #: Address types ``read()`` reports; drift is looked for in these only.
     READS = frozenset({"application"})
     #: Names of the attributes its ``provider`` block accepts.
-    SETTINGS = frozenset()
+    SETTINGS: frozenset[str] = frozenset()
 
     @staticmethod
     def progress(line):

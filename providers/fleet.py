@@ -88,7 +88,7 @@ class FleetProvider(Provider):
 
     def open_connections(self):
         """Open connections and sessions per rule, summed over the live nodes."""
-        counts = {}
+        counts: dict[str, int] = {}
         for report in self.nodes().values():
             for key, active in (report.get("active") or {}).items():
                 counts[key] = counts.get(key, 0) + active
@@ -166,7 +166,8 @@ class FleetProvider(Provider):
         meanwhile is dropped."""
         started = time.monotonic()
         deadline = started + self.wait_timeout
-        done, known = {}, set()
+        done: dict[str, dict] = {}
+        known: set[str] = set()
         while True:
             nodes = {n: r for n, r in self.nodes().items() if only is None or n in only}
             for name in sorted(known - set(nodes) - set(done)):

@@ -15,7 +15,7 @@ _APPLICATION_FLAGS = ("ipv6", "waf_ip_access_control", "keepalive_protection")
 
 def build_document(resources):
     """``{address: attributes}`` → the runtime document."""
-    by_kind = {}
+    by_kind: dict[str, list] = {}
     for address, attributes in resources.items():
         by_kind.setdefault(address.partition(".")[0], []).append(attributes)
     sites = by_kind.get("site", [])

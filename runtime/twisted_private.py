@@ -31,7 +31,7 @@ from twisted.internet.error import MessageLengthError
 try:
     from twisted.internet.epollreactor import EPollReactor
 except ImportError:  # not Linux: Twisted's default reactor serves
-    EPollReactor = None
+    EPollReactor = None  # type: ignore[assignment,misc]
 
 #: The Twisted versions the runtime is tested with (pyproject.toml bounds them).
 TESTED = "Twisted 23.10 to 26.x"
@@ -74,7 +74,7 @@ if EPollReactor is not None:
         doIteration = doPoll
 
 else:
-    RelayReactor = None
+    RelayReactor = None  # type: ignore[assignment,misc]
 
 
 def check(reactor):

@@ -262,8 +262,8 @@ class Workers(Service):
         """Main and every child back to ``previous``; a child that cannot is restarted."""
         try:
             self._live.apply(previous)
-        except (DocumentError, ReconcileError) as why:
-            log.error("main could not go back to the previous document: {why}", why=why)
+        except (DocumentError, ReconcileError) as error:
+            log.error("main could not go back to the previous document: {why}", why=error)
         for child, why in (yield self._sync(self._serving(), self._live.document)):
             self._discard(why, child)
 

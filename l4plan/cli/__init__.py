@@ -5,11 +5,11 @@ top-level group and the options every command shares (``-C``, ``--no-color``).
 """
 
 import os
-from contextlib import contextmanager
 
 import click
 
 from l4plan import __version__
+from l4plan.cli.options import usage_errors_exit_one
 
 
 class _Group(click.Group):
@@ -18,25 +18,16 @@ class _Group(click.Group):
     an operating-system error no command foresaw is still one line."""
 
     def make_context(self, info_name, args, parent=None, **extra):
-        with _usage_errors_exit_one():
+        with usage_errors_exit_one():
             return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx):
-        with _usage_errors_exit_one():
+        with usage_errors_exit_one():
             try:
                 return super().invoke(ctx)
             except OSError as error:  # the last net: one line, never a traceback
                 where = f" ({error.filename})" if error.filename else ""
                 raise click.ClickException(f"{error.strerror or error}{where}") from None
-
-
-@contextmanager
-def _usage_errors_exit_one():
-    try:
-        yield
-    except click.UsageError as error:
-        error.exit_code = 1
-        raise
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

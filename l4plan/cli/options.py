@@ -2,6 +2,7 @@
 
 import os
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -97,3 +98,13 @@ lock_timeout_option = click.option(
     show_default=True,
     help="How long to wait for the state lock (e.g. 30s, 2m).",
 )
+
+
+@contextmanager
+def usage_errors_exit_one():
+    """Usage errors exit 1, not click's 2: to --detailed-exitcode 2 means changes."""
+    try:
+        yield
+    except click.UsageError as error:
+        error.exit_code = 1  # type: ignore[misc]  # click declares it on the class
+        raise

@@ -19,6 +19,7 @@ from l4plan.cli.options import (
     comma_list,
     lock_timeout_option,
     print_diagnostics,
+    usage_errors_exit_one,
     variable_inputs,
     variable_options,
 )
@@ -139,21 +140,12 @@ class PlanCommand(click.Command):
     """Usage errors exit 1, not click's 2: to --detailed-exitcode 2 means changes."""
 
     def parse_args(self, ctx, args):
-        with _usage_error_exits_one():
+        with usage_errors_exit_one():
             return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
-        with _usage_error_exits_one():
+        with usage_errors_exit_one():
             return super().invoke(ctx)
-
-
-@contextmanager
-def _usage_error_exits_one():
-    try:
-        yield
-    except click.UsageError as error:
-        error.exit_code = 1
-        raise
 
 
 @click.command(cls=PlanCommand)

@@ -21,7 +21,7 @@ def load_hcl(text, filename):
     """Parse HCL ``text``; raise ConfigError naming file:line on bad syntax."""
     tree, values = _parse(text, filename)
     document = Document(positions={})
-    diagnostics = []
+    diagnostics: list = []
     headers = _locate_body(_body(tree), (), filename, document.positions, diagnostics)
     document.data = _top_level(values, headers, filename, diagnostics)
     if diagnostics:
@@ -204,9 +204,9 @@ def _locate_body(body, path, filename, positions, diagnostics):
 
     An attribute set twice in one body is an error, as in Terraform
     (python-hcl2 would silently keep the last)."""
-    counts = {}
+    counts: dict = {}
     headers = []
-    attributes = {}
+    attributes: dict = {}
     for node in body.children:
         if not isinstance(node, Tree):
             continue

@@ -9,7 +9,8 @@ written as one object or a list of objects, as in ``.tf.json``.
 import bisect
 import json
 import re
-from json.decoder import scanstring
+from json.decoder import scanstring  # type: ignore[attr-defined]  # documented in json's source, not its stubs
+from typing import NoReturn
 
 from l4plan.config.document import REPEATED_BLOCKS, Document
 from l4plan.diagnostics import ConfigError, Diagnostic
@@ -32,13 +33,13 @@ class _Reader:
         column = index - (self.newlines[line - 1] + 1 if line else 0)
         return (self.filename, line + 1, column + 1)
 
-    def fail(self, index, message):
+    def fail(self, index, message) -> NoReturn:
         _, line, column = self.position(index)
         detail = "Check for a missing comma, quote or bracket near this place."
         raise ConfigError([Diagnostic(f"invalid JSON: {message}", detail, self.filename, line, column)])
 
     def skip(self, index):
-        return _WHITESPACE.match(self.text, index).end()
+        return _WHITESPACE.match(self.text, index).end()  # type: ignore[union-attr]  # matches the empty string
 
     def value(self, index, path):
         index = self.skip(index)
@@ -69,7 +70,7 @@ class _Reader:
         return number, match.end()
 
     def members(self, index, path):
-        result = {}
+        result: dict = {}
         index = self.skip(index)
         if self.text.startswith("}", index):
             return result, index + 1
@@ -94,7 +95,7 @@ class _Reader:
             index += 1
 
     def items(self, index, path):
-        result = []
+        result: list = []
         index = self.skip(index)
         if self.text.startswith("]", index):
             return result, index + 1
@@ -125,7 +126,7 @@ def load_json(text, filename):
         raise AssertionError("the positioned reader accepted what json rejected") from None
     if not isinstance(data, dict):
         _Reader(text, filename).fail(0, "the document must be an object of blocks")
-    wrapped = []
+    wrapped: list = []
     data = _as_lists(data, (), wrapped)
     return Document(data, sources=[lambda: _shift_positions(_read_positions(text, filename), wrapped)])
 

@@ -72,7 +72,8 @@ def load_directory(directory):
                 )
             ]
         )
-    documents, diagnostics = [], []
+    documents: list = []
+    diagnostics: list = []
     for path in files:
         try:
             documents.append(load_file(path, _display(path)))

@@ -56,7 +56,7 @@ def _json_var_file(path):
     text = read_text(path, str(path))
     try:
         data = json.loads(text)
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise ConfigError([Diagnostic(f"invalid JSON in the variable file: {error.msg}", "Write an object of name: value pairs.", str(path), error.lineno, error.colno)]) from None
     if not isinstance(data, dict):
         raise ConfigError([Diagnostic("a variable file holds an object of name: value", "", str(path))])

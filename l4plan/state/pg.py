@@ -38,7 +38,7 @@ def encrypted_off_loopback(conn_str, environ):
         return {}
     if "sslmode" in given or "PGSSLMODE" in environ:
         return {}
-    hosts = (given.get("host") or environ.get("PGHOST") or "").split(",")
+    hosts = str(given.get("host") or environ.get("PGHOST") or "").split(",")
     local = all(h == "" or h.startswith("/") or is_loopback(h) for h in hosts)
     return {} if local else {"sslmode": "require"}
 
@@ -137,7 +137,7 @@ class PgBackend(Backend):
                     f"set; create them, or unset skip_schema_creation"
                 )
         else:
-            with self._connection.transaction():
+            with cursor.connection.transaction():
                 cursor.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                     (f"l4plan schema {self.schema}",),

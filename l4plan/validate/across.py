@@ -5,7 +5,7 @@ from l4plan.validate.addresses import is_ip, is_local
 
 
 def check_unique_domains(report, apps):
-    seen = {}
+    seen: dict[str, str] = {}
     for app in apps:
         if app.domain in seen:
             report.error(("application", app.name, "domain"), f'domain "{app.domain}" is also used by application.{seen[app.domain]}', "Each application needs its own domain.")
@@ -21,7 +21,7 @@ def check_unique_edge_ports(report, apps):
         if rule.edge_port is not None
         for port_range in rule.edge_port.ranges
     )
-    reach = {}
+    reach: dict[str, tuple] = {}
     for first, last, protocol, app_name, index, rule in spans:
         holder = reach.get(protocol)
         if holder and first <= holder[1]:
@@ -33,7 +33,7 @@ def check_unique_edge_ports(report, apps):
 def check_not_self_pointing(report, apps):
     """A loopback origin on one of the configuration's own edge ports is the
     runtime itself: one client would chain connections until no descriptor is left."""
-    edges = {}
+    edges: dict[tuple[str, int], tuple[str, str]] = {}
     for app in apps:
         for rule in app.rules:
             if rule.edge_port is not None:

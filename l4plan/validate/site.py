@@ -1,5 +1,7 @@
 """The ``site`` block: the zone the applications live in."""
 
+from typing import Any
+
 from l4plan.model import Site
 from l4plan.validate.addresses import is_host_name
 
@@ -19,5 +21,5 @@ def check_site(report):
             f'Layer 4 proxy needs the Enterprise plan; this site is on "{body["plan"]}"',
             'Upgrade the site to the Enterprise plan and set plan = "enterprise".',
         )
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in body.items()}
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in body.items()}
     return Site(name=name.lower(), **fields)
