@@ -19,6 +19,13 @@ from l4plan.tls import is_loopback
 SERVE = Settings()
 
 
+def setting(flag, **options):
+    """An option of serve for the Settings field of its name, with that
+    field's default (``--drain-timeout`` → ``Settings.drain_timeout``)."""
+    field = flag.split("/")[0].lstrip("-").replace("-", "_")
+    return click.option(flag, default=getattr(SERVE, field), show_default=True, **options)
+
+
 def _address(version):
     """A click callback accepting only an IP address of ``version``."""
 
@@ -40,10 +47,8 @@ def runtime():
 
 
 @runtime.command()
-@click.option(
+@setting(
     "--data-dir",
-    default=SERVE.data_dir,
-    show_default=True,
     type=click.Path(file_okay=False),
     help="Directory holding applied.json, the document served at start and "
     "saved by every change through the admin API.",
@@ -54,90 +59,66 @@ def runtime():
     help="Write the log to this file, rotated at 10 MiB with 5 old files kept "
     "[default: standard error].",
 )
-@click.option(
+@setting(
     "--bind",
-    default=SERVE.bind,
-    show_default=True,
     callback=_address(4),
     help="IPv4 address the edge ports listen on.",
 )
-@click.option(
+@setting(
     "--bind6",
-    default=SERVE.bind6,
-    show_default=True,
     callback=_address(6),
     help="IPv6 address for applications with ipv6 on.",
 )
-@click.option(
+@setting(
     "--drain-timeout",
-    default=SERVE.drain_timeout,
-    show_default=True,
     type=click.FloatRange(min=0),
     help="Seconds open TCP connections may finish after a stop, or after an "
     "apply removes their listener (UDP sessions of a removed listener end at once).",
 )
-@click.option(
+@setting(
     "--connect-timeout",
-    default=SERVE.connect_timeout,
-    show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds to wait for an origin to accept a TCP connection.",
 )
-@click.option(
+@setting(
     "--idle-timeout",
-    default=SERVE.idle_timeout,
-    show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds a TCP connection may stay without traffic.",
 )
-@click.option(
+@setting(
     "--udp-idle-timeout",
-    default=SERVE.udp_idle_timeout,
-    show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds a UDP session may stay without traffic.",
 )
-@click.option(
+@setting(
     "--max-connections",
-    default=SERVE.max_connections,
-    show_default=True,
     type=click.IntRange(min=1),
     help="Concurrent TCP connections per rule; more are refused.",
 )
-@click.option(
+@setting(
     "--max-sessions",
-    default=SERVE.max_sessions,
-    show_default=True,
     type=click.IntRange(min=1),
     help="Concurrent UDP sessions per rule; datagrams of more clients are dropped.",
 )
-@click.option(
+@setting(
     "--max-per-source",
-    default=SERVE.max_per_source,
-    show_default=True,
     type=click.IntRange(min=0),
     help="Connections and sessions one client address may hold over all rules; 0: no cap.",
 )
-@click.option(
+@setting(
     "--dns-ttl",
-    default=SERVE.dns_ttl,
-    show_default=True,
     type=click.FloatRange(min=0),
     help="Seconds a resolved origin host name is reused.",
 )
-@click.option(
+@setting(
     "--workers",
-    default=SERVE.workers,
-    show_default=True,
     type=click.IntRange(min=1),
     help="Processes serving the edge ports together (SO_REUSEPORT, the kernel spreads "
     "clients over them). This one is the first and the only one with the admin API; "
     "it gives every change to all of them, all or nothing, and restarts one that dies.",
 )
-@click.option(
+@setting(
     "--splice/--no-splice",
-    default=SERVE.splice,
-    show_default=True,
     help="Relay TCP bytes in the kernel with splice(2), zero-copy (Linux; "
     "elsewhere, and with --no-splice, they pass through Python).",
 )
@@ -149,20 +130,16 @@ def runtime():
     "(PREFIX desired), follow its changes, and report under PREFIX nodes/NODE. "
     "While etcd is away the last applied document is served.",
 )
-@click.option(
+@setting(
     "--etcd-prefix",
-    default=SERVE.etcd_prefix,
-    show_default=True,
     help="The fleet's key prefix in etcd (the fleet provider's prefix).",
 )
 @click.option("--node", help="This node's name in the fleet [default: the host name].")
 @click.option("--etcd-ca-file", type=click.Path(dir_okay=False), help="With https:// etcd: the CA of etcd's certificate [default: the system's].")
 @click.option("--etcd-cert-file", type=click.Path(dir_okay=False), help="With https:// etcd and client-cert-auth: this node's certificate.")
 @click.option("--etcd-key-file", type=click.Path(dir_okay=False), help="The key of --etcd-cert-file.")
-@click.option(
+@setting(
     "--node-ttl",
-    default=SERVE.node_ttl,
-    show_default=True,
     type=click.FloatRange(min=2),
     help="Seconds a node's report outlives the node (its etcd lease).",
 )
