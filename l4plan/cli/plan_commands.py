@@ -104,7 +104,7 @@ refresh_only_option = click.option(
 )
 
 
-def _plan_options(destroy, targets, refresh, refresh_only, force, lock_timeout):
+def _plan_options(destroy=False, targets=(), refresh=True, refresh_only=False, force=False, lock_timeout=0.0):
     """The typed options; warns on stderr, as Terraform does, that --target is partial."""
     if refresh_only and (destroy or not refresh):
         raise click.UsageError(
@@ -174,26 +174,11 @@ class PlanCommand(click.Command):
 )
 @refresh_only_option
 @planning_options
-def plan(
-    out,
-    as_json,
-    markdown,
-    detailed_exitcode,
-    destroy,
-    targets,
-    refresh,
-    refresh_only,
-    force,
-    lock_timeout,
-    var_pairs,
-    var_files,
-):
+def plan(out, as_json, markdown, detailed_exitcode, var_pairs, var_files, **planning):
     """Show what apply would change, and change nothing."""
     if as_json and markdown:
         raise click.UsageError("--json and --markdown cannot be used together")
-    options = _plan_options(
-        destroy, targets, refresh, refresh_only, force, lock_timeout
-    )
+    options = _plan_options(**planning)
     with _reported():
         proposal = engine.plan(_workspace(var_pairs, var_files), options)
     if out:
@@ -287,29 +272,15 @@ def _complete(outcome, word="Apply"):
 )
 @refresh_only_option
 @planning_options
-def apply(
-    planfile,
-    auto_approve,
-    destroy,
-    canary,
-    targets,
-    refresh,
-    refresh_only,
-    force,
-    lock_timeout,
-    var_pairs,
-    var_files,
-):
+def apply(planfile, auto_approve, canary, var_pairs, var_files, **planning):
     """Apply PLANFILE, or plan, show the plan and apply it once approved.
 
     A saved plan applies without a prompt and is refused once the state has
     changed. Without one, only 'yes' approves; with no terminal to ask on,
     apply refuses unless --auto-approve is given.
     """
-    options = _plan_options(
-        destroy, targets, refresh, refresh_only, force, lock_timeout
-    )
-    if planfile and options != engine.PlanOptions(lock_timeout=lock_timeout):
+    options = _plan_options(**planning)
+    if planfile and options != engine.PlanOptions(lock_timeout=options.lock_timeout):
         raise click.UsageError(
             "a saved plan carries its own options; give only PLANFILE"
         )
@@ -318,7 +289,7 @@ def apply(
         if planfile:
             saved = load_plan(planfile)
             _echo_plan(saved.plan)
-            outcome = engine.apply_saved(workspace, saved, lock_timeout, canary)
+            outcome = engine.apply_saved(workspace, saved, options.lock_timeout, canary)
         else:
             outcome = engine.apply(workspace, options, _reviewer(auto_approve, options), canary)
     _complete(outcome)
@@ -327,9 +298,9 @@ def apply(
 @click.command()
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking.")
 @planning_options
-def destroy(auto_approve, targets, refresh, force, lock_timeout, var_pairs, var_files):
+def destroy(auto_approve, var_pairs, var_files, **planning):
     """Destroy everything l4plan manages (or only --target addresses)."""
-    options = _plan_options(True, targets, refresh, False, force, lock_timeout)
+    options = _plan_options(destroy=True, **planning)
     with _reported():
         workspace = _workspace(var_pairs, var_files)
         outcome = engine.apply(workspace, options, _reviewer(auto_approve, options))

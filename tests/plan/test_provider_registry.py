@@ -80,24 +80,20 @@ def test_unknown_provider_names_those_installed(installed, tmp_path):
     )
 
 
-def test_entry_point_that_is_not_a_provider_is_refused(installed):
-    """A registered object that is not a Provider subclass is named as such."""
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        # a registered object that is not a Provider subclass is named as such
+        ("odd", 'Provider "odd" (fake_l4plan_provider:NotAProvider) is not a subclass of l4plan.providers.base.Provider'),
+        # an import error while loading a provider becomes a ProviderError naming it
+        ("broken", 'Provider "broken" (broken_l4plan_provider:Provider) failed to load: '
+         "no twisted here; reinstall the package that provides it"),
+    ],
+)
+def test_a_provider_that_cannot_be_used_is_named_with_the_fix(installed, name, message):
     with pytest.raises(ProviderError) as caught:
-        provider_class("odd")
-    assert str(caught.value) == (
-        'Provider "odd" (fake_l4plan_provider:NotAProvider) is not a subclass '
-        "of l4plan.providers.base.Provider"
-    )
-
-
-def test_provider_that_fails_to_import_says_so(installed):
-    """An import error while loading a provider becomes a ProviderError naming it."""
-    with pytest.raises(ProviderError) as caught:
-        provider_class("broken")
-    assert str(caught.value) == (
-        'Provider "broken" (broken_l4plan_provider:Provider) failed to load: '
-        "no twisted here; reinstall the package that provides it"
-    )
+        provider_class(name)
+    assert str(caught.value) == message
 
 
 class MemoryProvider(Provider):

@@ -40,16 +40,20 @@ def make_rule(
     }
 
 
+#: The site of every test document.
+SITE = {
+    "name": "example.com",
+    "ddos_full_protection": True,
+    "china_mainland_network_optimization": False,
+    "fixed_ipv4": False,
+}
+
+
 def make_document(rules, ipv6=False, acl=None, waf=False, load_balancers=None, keepalive=False):
     """A valid runtime document with one application "app" holding ``rules``."""
     return {
         "format_version": 1,
-        "site": {
-            "name": "example.com",
-            "ddos_full_protection": True,
-            "china_mainland_network_optimization": False,
-            "fixed_ipv4": False,
-        },
+        "site": dict(SITE),
         "ip_access_rules": copy.deepcopy(acl or []),
         "load_balancers": copy.deepcopy(load_balancers or {}),
         "applications": {

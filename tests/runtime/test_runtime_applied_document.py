@@ -4,18 +4,13 @@ import copy
 import json
 
 import pytest
-from runtime_helpers import make_document, make_rule
+from runtime_helpers import SITE, make_document, make_rule
 
 from l4plan.runtime import document
 
 EXAMPLE = {
     "format_version": 1,
-    "site": {
-        "name": "example.com",
-        "ddos_full_protection": True,
-        "china_mainland_network_optimization": False,
-        "fixed_ipv4": False,
-    },
+    "site": SITE,
     "ip_access_rules": [
         {
             "name": "block-scanners",

@@ -141,18 +141,7 @@ def test_a_stream_is_spliced_then_messages_are_copied_again(relayed):
     relayed.client_end.doRead()
     assert not up.copying  # the read filled the buffer: a stream
     assert recv_exactly(relayed.origin_app, splice.COPY_SIZE) == b"a" * splice.COPY_SIZE
-    relayed.client_app.sendall(b"b" * (2 * splice.SMALL))
-    queued(relayed.client_sock, 2 * splice.SMALL)
-    received = b""
-    for _ in range(1000):  # bounded
-        if relayed.client_end.reading:
-            relayed.client_end.doRead()
-        if relayed.origin_end.writing:
-            relayed.origin_end.doWrite()
-        received += relayed.origin_app.recv(1 << 20)
-        if len(received) == 2 * splice.SMALL:
-            break
-    assert received == b"b" * (2 * splice.SMALL)
+    assert _stream_through(relayed, 2 * splice.SMALL, settle=True) == b"b" * (2 * splice.SMALL)
     assert not up.copying  # a large splice: still a stream
     assert len(relayed.pool._free) == 1  # the pipe was lent, and given back
     relayed.client_app.sendall(b"small")
@@ -163,9 +152,12 @@ def test_a_stream_is_spliced_then_messages_are_copied_again(relayed):
     assert relayed.counted["in"] == splice.COPY_SIZE + 2 * splice.SMALL + 5
 
 
-def _stream_through(parts, size):
-    """Send ``size`` bytes client → origin through the relay; what arrived."""
+def _stream_through(parts, size, settle=False):
+    """Send ``size`` bytes client → origin through the relay; what arrived.
+    With ``settle``, the first read waits until all of them are queued."""
     parts.client_app.sendall(b"b" * size)
+    if settle:
+        queued(parts.client_sock, size)
     received = b""
     for _ in range(2000):  # bounded
         if parts.client_end.reading:
