@@ -1,9 +1,10 @@
 """Canonical formatting of l4plan HCL files (``l4plan fmt``).
 
-The layout follows ``terraform fmt``: two-space indentation, one attribute per
-line with ``=`` aligned across consecutive attribute lines, nested blocks on
-their own lines, one blank line between top-level blocks, lists on one line,
-and comments kept where they were written.
+The layout is HashiCorp's (``hclfmt``, ``terraform fmt``): two-space
+indentation, one attribute per line, nested blocks on their own lines, one
+blank line between top-level blocks, lists on one line, comments kept where
+they were written, and ``=`` and end-of-line comments aligned line by line as
+hclwrite aligns them (``hcl_align``).
 
 python-hcl2's own formatter (``hcl2.formatter``) is made for trees built from
 dicts: on a parsed file it misplaces comments, adds blank lines and puts every
@@ -22,6 +23,8 @@ from pathlib import Path
 import hcl2
 from lark import Token, Tree
 from lark.exceptions import UnexpectedInput
+
+from l4plan.hcl_align import align
 
 INDENT = "  "
 HCL_SUFFIX = ".l4.hcl"
@@ -69,7 +72,7 @@ def format_hcl(text: str, filename: str = "<string>") -> str:
     tree = _parse(text, filename)
     body = tree.children[0]
     rows = _rows(body.children, text, _body_row, "", [_NEWLINE])[1]
-    result = "".join(line + "\n" for line in _emit(_space_top_level(rows), ""))
+    result = align("".join(line + "\n" for line in _emit(_space_top_level(rows), "")))
     _check_meaning(tree, result, filename)
     return result
 
@@ -414,52 +417,17 @@ def _object_row(node, src, indent):
 
 
 def _emit(rows, indent):
-    """Indented lines of ``rows``, aligned like ``terraform fmt`` aligns them."""
-    codes = [_code(row, width, indent) for row, width in zip(rows, _alignment(rows))]
-    columns = _comment_columns(rows, codes)
-    return [
-        _with_comments(code.ljust(column), row.comments) for row, code, column in zip(rows, codes, columns)
-    ]
+    """Indented, single-spaced lines of ``rows``; ``hcl_align.align`` aligns the file."""
+    return [_with_comments(_code(row, indent), row.comments) for row in rows]
 
 
-def _code(row, width, indent):
+def _code(row, indent):
     """A row's text without its end-of-line comments."""
     if row.kind == "blank":
         return ""
     if row.kind == "attr":
-        return f"{indent}{row.name.ljust(width)} = {row.text}"
+        return f"{indent}{row.name} = {row.text}"
     return indent + row.text
-
-
-def _alignment(rows):
-    """Name width for each row's ``=``: the longest name of its run.
-
-    A run is consecutive attribute lines; a comment line, a blank line, a
-    block or the end of a multi-line value ends it.
-    """
-    widths, run = [0] * len(rows), []
-    for index, row in enumerate(rows + [_Row("blank")]):
-        if row.kind == "attr":
-            run.append(index)
-        if run and (row.kind != "attr" or "\n" in row.text):
-            width = max(len(rows[i].name) for i in run)
-            widths[run[0] : run[-1] + 1] = [width] * len(run)
-            run = []
-    return widths
-
-
-def _comment_columns(rows, codes):
-    """Where end-of-line comments start: one column for each run of
-    consecutive single-line rows that have one."""
-    columns, run = [0] * len(rows), []
-    for index, (row, code) in enumerate(zip(rows + [_Row("blank")], codes + [""])):
-        if row.comments and "\n" not in code:
-            run.append(index)
-        elif run:
-            width = max(len(codes[i]) for i in run)
-            columns[run[0] : run[-1] + 1] = [width] * len(run)
-            run = []
-    return columns
 
 
 def _with_comments(line, comments):

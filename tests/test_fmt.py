@@ -94,7 +94,7 @@ GOLDEN = {
         }
         """,
     ),
-    "comments of every kind are kept in place": (
+    "comments of every kind are kept in place, aligned as hclfmt aligns them": (
         """
         # full-line hash
         // full-line slashes
@@ -112,10 +112,10 @@ GOLDEN = {
         # full-line hash
         // full-line slashes
         /* full-line block */
-        site "example.com" { # after the brace
+        site "example.com" {        # after the brace
           plan       = "enterprise" # end of line, hash
           fixed_ipv4 = false        // end of line, slashes
-          ipv6       = true         /* end of line, block */
+          ipv6       = true /* end of line, block */
           /* a block comment
                over two lines */
           /* before */
@@ -286,7 +286,7 @@ GOLDEN = {
         }
         """,
     ),
-    "heredocs are copied byte for byte": (
+    "heredocs are copied byte for byte, and take part in alignment": (
         """
         x {
             banner = <<EOT
@@ -303,10 +303,10 @@ GOLDEN = {
           banner = <<EOT
           indented  text
         EOT
-          other = <<-EOT
+          other  = <<-EOT
             trimmed
             EOT
-          after = 1
+          after  = 1
         }
         """,
     ),
