@@ -43,7 +43,7 @@ def _build(report):
     site = check_site(report)
     lbs = tuple(check_load_balancer(report, name, body) for name, body in report.blocks("load_balancer"))
     acl = tuple(check_ip_access_rule(report, name, body) for name, body in report.blocks("ip_access_rule"))
-    lb_names = {lb.name for lb in lbs} | set(report.document.data.get("load_balancer") or {})
+    lb_names = {lb.name for lb in lbs} | report.labels("load_balancer")
     apps = tuple(check_application(report, name, body, site, lb_names) for name, body in report.blocks("application"))
     across.check_unique_domains(report, apps)
     across.check_unique_edge_ports(report, apps)

@@ -22,6 +22,12 @@ class Report:
         blocks = self.document.data.get(block_type) or {}
         return [(k, v) for k, v in blocks.items() if (block_type, k) not in self.broken]
 
+    def labels(self, block_type):
+        """The labels of every block of one type, schema-valid or not (so that a
+        reference to a broken block is not reported a second time)."""
+        blocks = self.document.data.get(block_type)
+        return set(blocks) if isinstance(blocks, dict) else set()
+
     def locate(self, address):
         """The Location of a block by address, looked up only when asked."""
         position = self.document.positions.get(tuple(address.split(".", 1)))
