@@ -21,18 +21,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hcl2
-from lark import Token, Tree
-from lark.exceptions import UnexpectedInput
 
+from l4plan import hcl2_tree as tree_of
+from l4plan.hcl2_tree import (
+    CLOSERS,
+    DBLQUOTE,
+    END,
+    GAP,
+    STRING_CHARS,
+    Token,
+    Tree,
+    UnexpectedInput,
+)
 from l4plan.hcl_align import align
 
 INDENT = "  "
 HCL_SUFFIX = ".l4.hcl"
 
 _NEWLINE = None  # a line break in the stream of comments and line breaks
-_GAP = "new_line_or_comment"
 _MEANING = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
-_CLOSERS = {"RBRACE": "'}'", "RSQB": "']'", "RPAR": "')'"}
 
 
 class FormatError(Exception):
@@ -107,12 +114,12 @@ def unified_diff(path, before: str, after: str) -> str:
 
 def _parse(text, filename):
     try:
-        tree = hcl2.parses_to_tree(text)
+        tree = tree_of.parse(text)
     except UnexpectedInput as error:
         raise FormatError(filename, error.line, error.column, _syntax_message(error)) from None
-    for block in tree.find_data("block"):
+    for block in tree.find_data(tree_of.BLOCK):
         _check_brace(block, filename)
-    for body in tree.find_data("body"):
+    for body in tree.find_data(tree_of.BODY):
         _check_names(body, filename)
     return tree
 
@@ -120,7 +127,7 @@ def _parse(text, filename):
 def _check_brace(block, filename):
     """HCL wants ``{`` on the header line; python-hcl2 would read a label."""
     *head, brace, _, _ = block.children
-    if head[-1].data == _GAP:
+    if head[-1].data == GAP:
         raise FormatError(
             filename, brace.line, brace.column, "a block's '{' must be on the same line as its labels"
         )
@@ -130,9 +137,9 @@ def _check_names(body, filename):
     """python-hcl2 cannot load a block named like an attribute before it."""
     attributes = set()
     for child in body.children:
-        if child.data == "attribute":
+        if child.data == tree_of.ATTRIBUTE:
             attributes.add(_first_name(child))
-        elif child.data == "block" and _first_name(child) in attributes:
+        elif child.data == tree_of.BLOCK and _first_name(child) in attributes:
             raise FormatError(
                 filename,
                 child.meta.line,
@@ -153,11 +160,11 @@ def _syntax_message(error):
     if token is None:
         return f"unexpected character {error.char!r}"
     found = _describe(token)
-    if found not in ("end of file", *_CLOSERS.values()):
+    if found not in ("end of file", *CLOSERS.values()):
         return f"unexpected {found}"
     expected = getattr(error, "expected", None) or ()
-    wanted = [glyph for name, glyph in _CLOSERS.items() if name in expected]
-    if not wanted and "DBLQUOTE" in expected:
+    wanted = [glyph for name, glyph in CLOSERS.items() if name in expected]
+    if not wanted and DBLQUOTE in expected:
         wanted = ["'\"'"]
     hint = f", expected {' or '.join(wanted)}" if wanted else ""
     return f"unexpected {found}{hint}"
@@ -165,18 +172,17 @@ def _syntax_message(error):
 
 def _describe(token):
     """A token as an HCL author would name it."""
-    if token.type in ("$END", "<EOF>"):
+    if token.type in END:
         return "end of file"
-    # STRING_CHARS is the lexer's catch-all and runs on to the line's end.
-    text = str(token)[:1] if token.type == "STRING_CHARS" else str(token).strip(" \t")
+    text = str(token)[:1] if token.type == STRING_CHARS else str(token).strip(" \t")
     return repr(text.splitlines()[0]) if text.strip() else "newline"
 
 
 def _check_meaning(tree, result, filename):
     """Refuse output that loads differently (a formatter bug) rather than write it."""
-    before = hcl2.serialize(hcl2.transform(tree), serialization_options=_MEANING)
+    before = tree_of.values(tree, _MEANING, discard_comments=False)
     try:
-        after = hcl2.loads(result, serialization_options=_MEANING)
+        after = tree_of.loads(result, _MEANING)
     except UnexpectedInput:
         after = None
     if after != before:
@@ -205,7 +211,7 @@ def _rows(children, src, item_row, indent, events=()):
     for child in children:
         if isinstance(child, Token):
             continue
-        if child.data == _GAP:
+        if child.data == GAP:
             events.extend(_events(child.children))
             continue
         trailing, between = _gap(events)
@@ -287,7 +293,7 @@ def _swallowed(node):
     last = node.children[-1] if node.children else None
     if not isinstance(last, Tree):
         return []
-    if last.data == _GAP:
+    if last.data == GAP:
         return last.children
     return _swallowed(last)
 
@@ -338,7 +344,7 @@ def _space_top_level(rows):
 
 def _body_row(node, src, indent):
     """An attribute or a nested block of a body."""
-    if node.data == "attribute":
+    if node.data == tree_of.ATTRIBUTE:
         name, _, value = node.children
         return _Row("attr", _value(value, src, indent), _verbatim(name, src))
     return _Row("block", _block(node, src, indent))
@@ -359,10 +365,10 @@ def _block(node, src, indent):
 
 def _value(node, src, indent):
     """An attribute or element value: lists and objects laid out, the rest as written."""
-    inner = node.children[0] if node.data == "expr_term" else None
-    if isinstance(inner, Tree) and inner.data == "tuple":
+    inner = node.children[0] if node.data == tree_of.EXPR_TERM else None
+    if isinstance(inner, Tree) and inner.data == tree_of.TUPLE:
         return _tuple(inner, src, indent)
-    if isinstance(inner, Tree) and inner.data == "object":
+    if isinstance(inner, Tree) and inner.data == tree_of.OBJECT:
         return _object(inner, src, indent)
     return _verbatim(node, src)
 
@@ -371,7 +377,7 @@ def _tuple(node, src, indent):
     """``[a, b]`` on one line, or one element per line when comments or
     multi-line elements are inside. An element that ends its line (a
     heredoc) leaves no room for a comma, so such a list stays as written."""
-    items = [c for c in node.children if isinstance(c, Tree) and c.data != _GAP]
+    items = [c for c in node.children if isinstance(c, Tree) and c.data != GAP]
     if any(_ends_line(item, src) for item in items):
         return _verbatim(node, src)
     opener, rows = _rows(node.children, src, _element_row, indent + INDENT)

@@ -10,6 +10,7 @@ import click
 
 from l4plan import __version__
 from l4plan.cli.options import usage_errors_exit_one
+from l4plan.hcl2_tree import Hcl2Mismatch
 
 
 class _Group(click.Group):
@@ -28,6 +29,8 @@ class _Group(click.Group):
             except OSError as error:  # the last net: one line, never a traceback
                 where = f" ({error.filename})" if error.filename else ""
                 raise click.ClickException(f"{error.strerror or error}{where}") from None
+            except Hcl2Mismatch as error:
+                raise click.ClickException(str(error)) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

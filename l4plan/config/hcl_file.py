@@ -6,11 +6,11 @@ walking it in the same order.
 """
 
 import hcl2
-from lark import Token, Tree
-from lark.exceptions import LarkError, UnexpectedInput
 
+from l4plan import hcl2_tree as tree_of
 from l4plan.config.document import REPEATED_BLOCKS, Document, format_path
 from l4plan.diagnostics import ConfigError, Diagnostic
+from l4plan.hcl2_tree import DBLQUOTE, LarkError, Token, Tree, UnexpectedInput
 
 _OPTIONS = hcl2.SerializationOptions(
     strip_string_quotes=True, explicit_blocks=False, with_comments=False
@@ -60,8 +60,8 @@ def _parse(text, filename):
     """``(lark tree, plain values)``; bad syntax raises ConfigError at file:line."""
     _check_line_lengths(text, filename)
     try:
-        tree = hcl2.parses_to_tree(text)
-        values = hcl2.serialize(hcl2.transform(tree, discard_comments=True), serialization_options=_OPTIONS)
+        tree = tree_of.parse(text)
+        values = tree_of.values(tree, _OPTIONS)
     except UnexpectedInput as error:
         found = _unclosed(text, filename) or _syntax_diagnostic(error, filename)
         raise ConfigError([found]) from None
@@ -196,7 +196,7 @@ def _nested(body):
 
 
 def _body(tree):
-    return next(c for c in tree.children if isinstance(c, Tree) and c.data == "body")
+    return next(c for c in tree.children if isinstance(c, Tree) and c.data == tree_of.BODY)
 
 
 def _locate_body(body, path, filename, positions, diagnostics):
@@ -210,13 +210,13 @@ def _locate_body(body, path, filename, positions, diagnostics):
     for node in body.children:
         if not isinstance(node, Tree):
             continue
-        if node.data == "attribute":
+        if node.data == tree_of.ATTRIBUTE:
             name = _text(node.children[0])
             if name in attributes:
                 diagnostics.append(_redefined(name, attributes[name], node, filename, path))
             attributes.setdefault(name, node.meta.line)
             positions[path + (name,)] = _position(node, filename)
-        elif node.data == "block":
+        elif node.data == tree_of.BLOCK:
             block_type, labels = _block_header(node)
             headers.append((block_type, labels, node.meta.line))
             if path:
@@ -244,12 +244,12 @@ def _redefined(name, first_line, node, filename, path):
 
 
 def _block_header(node):
-    parts = [c for c in node.children if isinstance(c, Tree) and c.data in ("identifier", "string")]
+    parts = [c for c in node.children if isinstance(c, Tree) and c.data in (tree_of.IDENTIFIER, tree_of.STRING)]
     return _text(parts[0]), [_text(p) for p in parts[1:]]
 
 
 def _text(node):
-    return "".join(str(v) for v in node.scan_values(lambda v: isinstance(v, Token) and v.type != "DBLQUOTE"))
+    return "".join(str(v) for v in node.scan_values(lambda v: isinstance(v, Token) and v.type != DBLQUOTE))
 
 
 def _position(node, filename):
