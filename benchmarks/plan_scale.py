@@ -16,7 +16,7 @@ import tracemalloc
 
 from l4plan.diff import diff
 from l4plan.model import Application, Rule
-from l4plan.ports import map_ports, parse_origin_port, parse_port_spec
+from l4plan.ports import parse_origin_port, parse_port_spec
 from l4plan.render.text import TextRenderer
 
 RULES = 30
@@ -31,7 +31,6 @@ def _rule(app, index):
         origin_type="ip",
         origin=f"10.{app // 250}.{app % 250}.{index + 1}",
         origin_port=origin,
-        mapping=map_ports(edge, origin),
     )
 
 

@@ -1,11 +1,11 @@
 """How long ``validate`` takes on a large configuration, and its peak memory.
 
-Builds 1,000 applications × 30 rules (30,000 rules, 60,000 edge ports) in a
-temporary directory and loads it the way ``l4plan validate`` does. JSON is the
-format at this size: python-hcl2's parser needs about 0.7 ms per rule, so the
-same configuration in HCL is timed on a tenth of it and reported per rule.
+Builds 100 and 1,000 applications × 30 rules (up to 30,000 rules, 60,000 edge
+ports) in a temporary directory, in HCL and in JSON, and times loading it the
+way ``l4plan validate`` does and ``plan --no-refresh`` on an empty state,
+against issue #15's HCL targets (100 × 30 < 0.5 s, 1,000 × 30 < 3 s).
 
-    python -m benchmarks.validate_scale [--applications N] [--rules R]
+    python -m benchmarks.validate_scale [--applications N ...] [--rules R]
 """
 
 import argparse
@@ -15,6 +15,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from l4plan import apply as engine
+from l4plan.config.variables import VariableInputs
 from l4plan.validate import load_config
 
 SITE = {"site": {"example.com": {"plan": "enterprise", "ddos_full_protection": True}}}
@@ -57,34 +59,45 @@ def write_hcl(directory, applications, rules):
 
 
 def measure(write, applications, rules):
+    """Seconds for validate and for plan --no-refresh of one configuration, and
+    validate's peak traced memory."""
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
         write(directory, applications, rules)
         started = time.perf_counter()
         config = load_config(directory)
-        seconds = time.perf_counter() - started
+        validate = time.perf_counter() - started
+        started = time.perf_counter()
+        proposal = engine.plan(engine.open_workspace(directory, VariableInputs()), engine.PlanOptions(refresh=False))
+        plan = time.perf_counter() - started
         tracemalloc.start()
         load_config(directory)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert len(config.applications) == applications
-    return seconds, peak
+    assert len(proposal.plan.changes) == applications + 1  # every application and the site are new
+    return validate, plan, peak
+
+
+#: (applications, the most validate and plan may take in HCL) — issue #15's targets.
+TARGETS = ((100, 0.5), (1000, 3.0))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--applications", type=int, default=1000)
+    parser.add_argument("--applications", type=int, nargs="*", default=[size for size, _ in TARGETS])
     parser.add_argument("--rules", type=int, default=30)
     args = parser.parse_args()
-    total = args.applications * args.rules
-    seconds, peak = measure(write_json, args.applications, args.rules)
-    print(f"validate JSON: {args.applications} applications x {args.rules} rules = {total} rules")
-    print(f"  time {seconds:.2f} s (aim < 2 s), peak traced memory {peak / 2**20:.0f} MiB")
-    small = max(1, args.applications // 10)
-    seconds, peak = measure(write_hcl, small, args.rules)
-    per_rule = seconds / (small * args.rules) * 1000
-    print(f"validate HCL: {small} applications x {args.rules} rules")
-    print(f"  time {seconds:.2f} s ({per_rule:.2f} ms per rule), peak traced memory {peak / 2**20:.0f} MiB")
+    aims = dict(TARGETS)
+    print(f"validate and plan --no-refresh, {args.rules} rules per application")
+    print("  apps  format  validate s  plan s  peak MiB  ms/rule  aim")
+    for size in args.applications:
+        for label, write in (("JSON", write_json), ("HCL", write_hcl)):
+            validate, plan, peak = measure(write, size, args.rules)
+            per_rule = validate / (size * args.rules) * 1000
+            aim = aims.get(size) if label == "HCL" else None
+            verdict = "" if aim is None else f"< {aim:g} s: {'met' if max(validate, plan) < aim else 'NOT met'}"
+            print(f"  {size:>4}  {label:<6}  {validate:>10.2f}  {plan:>6.2f}  {peak / 2**20:>8.0f}  {per_rule:>7.3f}  {verdict}")
 
 
 if __name__ == "__main__":

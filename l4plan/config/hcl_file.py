@@ -1,14 +1,17 @@
 """Read one ``*.l4.hcl`` file into a Document, with the line of every part.
 
-python-hcl2 gives plain values but no positions; its lark tree gives positions.
-The file is parsed once: values come from serializing the tree, lines from
-walking it in the same order.
+``hcl_fast`` reads the HCL configurations are written in, values and
+positions at once. A file it does not cover goes to python-hcl2: values come
+from serializing its lark tree, positions from walking the same tree, and its
+syntax errors become the diagnostics below.
 """
 
 import hcl2
 
 from l4plan import hcl2_tree as tree_of
+from l4plan.config import hcl_fast
 from l4plan.config.document import REPEATED_BLOCKS, Document, format_path
+from l4plan.config.hcl_fast import Attribute, Block
 from l4plan.diagnostics import ConfigError, Diagnostic
 from l4plan.hcl2_tree import DBLQUOTE, LarkError, Token, Tree, UnexpectedInput
 
@@ -19,10 +22,10 @@ _OPTIONS = hcl2.SerializationOptions(
 
 def load_hcl(text, filename):
     """Parse HCL ``text``; raise ConfigError naming file:line on bad syntax."""
-    tree, values = _parse(text, filename)
+    items, values = _parse(text, filename)
     document = Document(positions={})
     diagnostics: list = []
-    headers = _locate_body(_body(tree), (), filename, document.positions, diagnostics)
+    headers = _locate_body(items, (), filename, document.positions, diagnostics)
     document.data = _top_level(values, headers, filename, diagnostics)
     if diagnostics:
         raise ConfigError(diagnostics)
@@ -57,8 +60,12 @@ def _check_line_lengths(text, filename):
 
 
 def _parse(text, filename):
-    """``(lark tree, plain values)``; bad syntax raises ConfigError at file:line."""
+    """``(items, plain values)``; bad syntax raises ConfigError at file:line."""
     _check_line_lengths(text, filename)
+    try:
+        return hcl_fast.parse(text)
+    except hcl_fast.Unsupported:
+        pass
     try:
         tree = tree_of.parse(text)
         values = tree_of.values(tree, _OPTIONS)
@@ -67,7 +74,7 @@ def _parse(text, filename):
         raise ConfigError([found]) from None
     except LarkError as error:
         raise ConfigError([Diagnostic(f"invalid HCL: {error}", "", filename)]) from None
-    return tree, values
+    return _items(_body(tree)), values
 
 
 _CLOSERS = {"{": "}", "[": "]", "(": ")"}
@@ -199,7 +206,23 @@ def _body(tree):
     return next(c for c in tree.children if isinstance(c, Tree) and c.data == tree_of.BODY)
 
 
-def _locate_body(body, path, filename, positions, diagnostics):
+def _items(body):
+    """The attributes and blocks of a lark body, as ``hcl_fast`` gives them."""
+    items: list[Attribute | Block] = []
+    for node in body.children:
+        if not isinstance(node, Tree):
+            continue
+        if node.data == tree_of.ATTRIBUTE:
+            items.append(Attribute(_text(node.children[0]), node.meta.line, node.meta.column))
+        elif node.data == tree_of.BLOCK:
+            parts = [c for c in node.children if isinstance(c, Tree) and c.data in (tree_of.IDENTIFIER, tree_of.STRING)]
+            block = Block(_text(parts[0]), [_text(p) for p in parts[1:]], node.meta.line, node.meta.column)
+            block.body = _items(_body(node))
+            items.append(block)
+    return items
+
+
+def _locate_body(items, path, filename, positions, diagnostics):
     """Record the position of every attribute and block; return the block headers.
 
     An attribute set twice in one body is an error, as in Terraform
@@ -207,50 +230,38 @@ def _locate_body(body, path, filename, positions, diagnostics):
     counts: dict = {}
     headers = []
     attributes: dict = {}
-    for node in body.children:
-        if not isinstance(node, Tree):
+    for item in items:
+        position = (filename, item.line, item.column)
+        if isinstance(item, Attribute):
+            if item.name in attributes:
+                diagnostics.append(_redefined(item, attributes[item.name], filename, path))
+            attributes.setdefault(item.name, item.line)
+            positions[path + (item.name,)] = position
             continue
-        if node.data == tree_of.ATTRIBUTE:
-            name = _text(node.children[0])
-            if name in attributes:
-                diagnostics.append(_redefined(name, attributes[name], node, filename, path))
-            attributes.setdefault(name, node.meta.line)
-            positions[path + (name,)] = _position(node, filename)
-        elif node.data == tree_of.BLOCK:
-            block_type, labels = _block_header(node)
-            headers.append((block_type, labels, node.meta.line))
-            if path:
-                index = counts.get(block_type, 0)
-                counts[block_type] = index + 1
-                key = path + (block_type, index) if block_type in REPEATED_BLOCKS else path + (block_type,)
-                positions.setdefault(path + (block_type,), _position(node, filename))
-            else:
-                key = (block_type, *labels)
-                positions.setdefault((block_type,), _position(node, filename))
-            positions[key] = _position(node, filename)
-            _locate_body(_body(node), key, filename, positions, diagnostics)
+        headers.append((item.type, item.labels, item.line))
+        if path:
+            index = counts.get(item.type, 0)
+            counts[item.type] = index + 1
+            key = path + (item.type, index) if item.type in REPEATED_BLOCKS else path + (item.type,)
+            positions.setdefault(path + (item.type,), position)
+        else:
+            key = (item.type, *item.labels)
+            positions.setdefault((item.type,), position)
+        positions[key] = position
+        _locate_body(item.body, key, filename, positions, diagnostics)
     return headers
 
 
-def _redefined(name, first_line, node, filename, path):
+def _redefined(item, first_line, filename, path):
     return Diagnostic(
-        f'Attribute redefined: "{name}" was already set at line {first_line}',
+        f'Attribute redefined: "{item.name}" was already set at line {first_line}',
         "Each attribute may be set only once in a block; remove one of the two.",
         filename,
-        node.meta.line,
-        node.meta.column,
-        path=format_path((*path, name)),
+        item.line,
+        item.column,
+        path=format_path((*path, item.name)),
     )
-
-
-def _block_header(node):
-    parts = [c for c in node.children if isinstance(c, Tree) and c.data in (tree_of.IDENTIFIER, tree_of.STRING)]
-    return _text(parts[0]), [_text(p) for p in parts[1:]]
 
 
 def _text(node):
     return "".join(str(v) for v in node.scan_values(lambda v: isinstance(v, Token) and v.type != DBLQUOTE))
-
-
-def _position(node, filename):
-    return (filename, node.meta.line, node.meta.column)
