@@ -485,15 +485,21 @@ def _assert_properties(source):
         assert formatted.count(comment) == source.count(comment)
 
 
+#: Messy configurations of l4plan's language, and of HCL beyond it (the fmt,
+#: hclfmt, fast-reader and fuzz tests draw from both).
+L4PLAN_FILES = _files(_attributes(_NAMES, _l4plan_values()))
+OTHER_FILES = _files(_attributes(_OTHER_NAMES, _other_values()))
+
+
 @settings(max_examples=100, deadline=None)
-@given(_files(_attributes(_NAMES, _l4plan_values())))
+@given(L4PLAN_FILES)
 def test_properties_on_generated_configs(source):
     """On varied messy configurations fmt is idempotent and keeps the meaning and every comment."""
     _assert_properties(source)
 
 
 @settings(max_examples=100, deadline=None)
-@given(_files(_attributes(_OTHER_NAMES, _other_values())))
+@given(OTHER_FILES)
 def test_properties_on_other_hcl(source):
     """Objects, heredocs, keywords as names and expressions l4plan does not use survive fmt too."""
     try:

@@ -13,17 +13,7 @@ from lark.exceptions import UnexpectedInput
 
 from l4plan.fmt import format_hcl
 from tests.conftest import ROOT
-from tests.test_fmt import (
-    _NAMES,
-    _OTHER_NAMES,
-    GOLDEN,
-    _attributes,
-    _files,
-    _hcl,
-    _l4plan_values,
-    _meaning,
-    _other_values,
-)
+from tests.test_fmt import GOLDEN, L4PLAN_FILES, OTHER_FILES, _hcl, _meaning
 
 pytestmark = pytest.mark.processes
 
@@ -64,14 +54,14 @@ def test_every_golden_layout_is_hclfmts(hclfmt, source, expected):
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(_files(_attributes(_NAMES, _l4plan_values())))
+@given(L4PLAN_FILES)
 def test_generated_configs_come_out_as_hclfmt_writes_them(hclfmt, source):
     formatted = format_hcl(source)
     assert hclfmt(formatted) == formatted
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(_files(_attributes(_OTHER_NAMES, _other_values())))
+@given(OTHER_FILES)
 def test_other_generated_hcl_comes_out_as_hclfmt_writes_it(hclfmt, source):
     try:
         _meaning(source)

@@ -18,14 +18,7 @@ from hypothesis import strategies as st
 
 from l4plan.cli import main
 from tests.conftest import EXAMPLES
-from tests.test_fmt import (
-    _NAMES,
-    _OTHER_NAMES,
-    _attributes,
-    _files,
-    _l4plan_values,
-    _other_values,
-)
+from tests.test_fmt import L4PLAN_FILES, OTHER_FILES
 
 BUDGET = settings(
     max_examples=int(os.environ.get("L4PLAN_FUZZ_EXAMPLES", "150")),
@@ -99,7 +92,7 @@ def test_mutated_files_end_in_a_diagnostic(validate, case):
 
 
 @BUDGET
-@given(st.one_of(_files(_attributes(_NAMES, _l4plan_values())), _files(_attributes(_OTHER_NAMES, _other_values()))))
+@given(st.one_of(L4PLAN_FILES, OTHER_FILES))
 def test_generated_hcl_ends_in_a_diagnostic(validate, text):
     validate("main.l4.hcl", text.encode())
 

@@ -8,14 +8,7 @@ from hypothesis import strategies as st
 
 from l4plan import hcl2_tree
 from l4plan.config import hcl_fast, hcl_file
-from tests.test_fmt import (
-    _NAMES,
-    _OTHER_NAMES,
-    _attributes,
-    _files,
-    _l4plan_values,
-    _other_values,
-)
+from tests.test_fmt import L4PLAN_FILES, OTHER_FILES
 from tests.test_fuzz_loader import mutations
 
 ORACLE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -41,13 +34,13 @@ def agrees(text):
 
 
 @ORACLE
-@given(_files(_attributes(_NAMES, _l4plan_values())))
+@given(L4PLAN_FILES)
 def test_generated_configs_read_as_python_hcl2_reads_them(text):
     agrees(text)
 
 
 @ORACLE
-@given(_files(_attributes(_OTHER_NAMES, _other_values())))
+@given(OTHER_FILES)
 def test_other_generated_hcl_is_read_alike_or_left_to_python_hcl2(text):
     agrees(text)
 
