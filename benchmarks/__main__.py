@@ -15,15 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import (
-    apply_load,
-    machine,
-    prerequisites,
-    profiling,
-    report,
-    suite,
-    targets,
-)
+from benchmarks import apply_load, machine, prerequisites, profiling, report, suite, targets
 from benchmarks.origins import Origins
 from benchmarks.processes import pin_self_to_load_core, raise_nofile
 from benchmarks.proxies import PROXIES, routes

@@ -21,13 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.processes import (
-    PROXY_CORE,
-    Process,
-    free_port,
-    runtime_serve,
-    wait_for_line,
-)
+from benchmarks.processes import PROXY_CORE, Process, free_port, runtime_serve, wait_for_line
 from l4plan.providers.admin_client import AdminClient
 
 BULK_FROM = 10000  # below the ephemeral range, above the ports the test suites pick

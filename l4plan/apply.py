@@ -19,13 +19,7 @@ from l4plan.planfile import PlanFileError, check_fresh, config_digest
 from l4plan.ports import parse_port_spec, spec_of
 from l4plan.provider_registry import get_provider
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
-from l4plan.state import (
-    Resource,
-    State,
-    StateError,
-    open_backend,
-    parse_address,
-)
+from l4plan.state import Resource, State, StateError, open_backend, parse_address
 from l4plan.validate import load_config
 
 

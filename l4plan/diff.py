@@ -10,14 +10,7 @@ renderers need nothing but the plan.
 from dataclasses import replace
 
 from l4plan.model import rule_key
-from l4plan.plan import (
-    OUTCOME_UNKNOWN_REASON,
-    Action,
-    Change,
-    Plan,
-    RuleChange,
-    kind_of,
-)
+from l4plan.plan import OUTCOME_UNKNOWN_REASON, Action, Change, Plan, RuleChange, kind_of
 from l4plan.ports import PortError, mapping_of, parse_origin_port, parse_port_spec
 
 # Attributes that cannot be changed in place, by address type: changing one

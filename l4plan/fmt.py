@@ -23,16 +23,7 @@ from pathlib import Path
 import hcl2
 
 from l4plan import hcl2_tree as tree_of
-from l4plan.hcl2_tree import (
-    CLOSERS,
-    DBLQUOTE,
-    END,
-    GAP,
-    STRING_CHARS,
-    Token,
-    Tree,
-    UnexpectedInput,
-)
+from l4plan.hcl2_tree import CLOSERS, DBLQUOTE, END, GAP, STRING_CHARS, Token, Tree, UnexpectedInput
 from l4plan.hcl_align import align
 
 INDENT = "  "

@@ -19,11 +19,7 @@ import time
 
 from l4plan import etcd
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
-from l4plan.providers.runtime_document import (
-    build_document,
-    check_unchanged_since,
-    read_document,
-)
+from l4plan.providers.runtime_document import build_document, check_unchanged_since, read_document
 from l4plan.schema import block_defaults
 from l4plan.state.duration import parse_duration
 

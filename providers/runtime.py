@@ -19,19 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from l4plan.model import DATA_DIR
-from l4plan.providers.admin_client import (
-    AdminClient,
-    AdminError,
-    NoAnswer,
-    Unreachable,
-    parse_endpoint,
-)
+from l4plan.providers.admin_client import AdminClient, AdminError, NoAnswer, Unreachable, parse_endpoint
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
-from l4plan.providers.runtime_document import (
-    build_document,
-    check_unchanged_since,
-    read_document,
-)
+from l4plan.providers.runtime_document import build_document, check_unchanged_since, read_document
 from l4plan.schema import block_defaults
 from l4plan.tls import client_context
 

@@ -4,15 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from l4plan.ports import (
-    PortError,
-    PortMapping,
-    PortRange,
-    PortSpec,
-    map_ports,
-    parse_origin_port,
-    parse_port_spec,
-)
+from l4plan.ports import PortError, PortMapping, PortRange, PortSpec, map_ports, parse_origin_port, parse_port_spec
 
 
 @st.composite

@@ -52,13 +52,7 @@ def main(ctx, workdir, no_color):
 
 
 def _register():
-    from l4plan.cli import (
-        config_commands,
-        fmt_command,
-        plan_commands,
-        runtime_commands,
-        state_commands,
-    )
+    from l4plan.cli import config_commands, fmt_command, plan_commands, runtime_commands, state_commands
 
     for module in (config_commands, fmt_command, plan_commands, state_commands, runtime_commands):
         for command in module.COMMANDS:

@@ -6,12 +6,7 @@ from contextlib import contextmanager
 
 import click
 
-from l4plan.config.variables import (
-    VariableInputs,
-    environment_values,
-    parse_var_options,
-    read_var_files,
-)
+from l4plan.config.variables import VariableInputs, environment_values, parse_var_options, read_var_files
 from l4plan.state import InvalidDuration, parse_duration
 
 

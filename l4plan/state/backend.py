@@ -19,20 +19,8 @@ from dataclasses import dataclass, replace
 from l4plan import __version__
 from l4plan.plugins import plugin_class
 from l4plan.schema import block_defaults
-from l4plan.state.document import (
-    check_successor,
-    corrupt_in,
-    decode,
-    encode,
-    same_content,
-)
-from l4plan.state.errors import (
-    LockIdMismatch,
-    NotLocked,
-    StaleState,
-    StateError,
-    StateLocked,
-)
+from l4plan.state.document import check_successor, corrupt_in, decode, encode, same_content
+from l4plan.state.errors import LockIdMismatch, NotLocked, StaleState, StateError, StateLocked
 from l4plan.state.locking import LockInfo
 from l4plan.state.model import FORMAT_VERSION, State
 

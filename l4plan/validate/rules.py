@@ -1,19 +1,8 @@
 """An application's ``rule`` blocks: ports, their mapping, passthrough, origin."""
 
 from l4plan.model import Rule
-from l4plan.ports import (
-    PORT_FORMS,
-    PortError,
-    map_ports,
-    parse_origin_port,
-    parse_port_spec,
-)
-from l4plan.validate.addresses import (
-    infer_origin_type,
-    is_host_name,
-    is_ip,
-    looks_numeric,
-)
+from l4plan.ports import PORT_FORMS, PortError, map_ports, parse_origin_port, parse_port_spec
+from l4plan.validate.addresses import infer_origin_type, is_host_name, is_ip, looks_numeric
 
 #: The passthrough modes bound to one protocol; the others go with both.
 _PASSTHROUGH_PROTOCOL = {"proxy_protocol_v1": "tcp", "simple_proxy_protocol": "udp"}

@@ -8,16 +8,7 @@ import pytest
 
 from benchmarks.backend_plan import measure, write_json
 from l4plan.config.variables import VariableInputs
-from l4plan.state import (
-    LockIdMismatch,
-    NewerStateFormat,
-    NotLocked,
-    Resource,
-    StaleState,
-    State,
-    StateLocked,
-    encode,
-)
+from l4plan.state import LockIdMismatch, NewerStateFormat, NotLocked, Resource, StaleState, State, StateLocked, encode
 from l4plan.validate import load_config
 
 ANOTHER, KEPT = str(uuid.uuid4()), str(uuid.uuid4())

@@ -8,15 +8,7 @@ from plan_scenarios import LINEAGE, SCENARIOS, game, resources
 
 from l4plan import __version__
 from l4plan.diff import diff
-from l4plan.planfile import (
-    ForeignPlan,
-    PlanFileError,
-    StalePlan,
-    check_fresh,
-    config_digest,
-    load_plan,
-    save_plan,
-)
+from l4plan.planfile import ForeignPlan, PlanFileError, StalePlan, check_fresh, config_digest, load_plan, save_plan
 
 DESIRED = resources(game(ipv6=False))
 

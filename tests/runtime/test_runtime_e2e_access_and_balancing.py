@@ -5,16 +5,7 @@ import socket
 import time
 
 import pytest
-from runtime_helpers import (
-    connect,
-    free_ports,
-    json_counters,
-    lb_rule,
-    make_document,
-    make_rule,
-    recv_all,
-    recv_line,
-)
+from runtime_helpers import connect, free_ports, json_counters, lb_rule, make_document, make_rule, recv_all, recv_line
 
 pytestmark = pytest.mark.processes
 

@@ -4,15 +4,7 @@ import json
 import socket
 
 import pytest
-from runtime_helpers import (
-    connect,
-    free_ports,
-    json_counters,
-    make_document,
-    make_rule,
-    recv_all,
-    udp_exchange,
-)
+from runtime_helpers import connect, free_ports, json_counters, make_document, make_rule, recv_all, udp_exchange
 
 from l4plan.providers.admin_client import AdminClient
 from tests.runtime.runtime_helpers import L4PLAN

@@ -5,14 +5,7 @@ import socket
 import time
 
 import pytest
-from runtime_helpers import (
-    connect,
-    free_ports,
-    json_counters,
-    make_document,
-    make_rule,
-    recv_all,
-)
+from runtime_helpers import connect, free_ports, json_counters, make_document, make_rule, recv_all
 
 pytestmark = pytest.mark.processes
 

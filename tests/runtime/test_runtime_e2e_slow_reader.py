@@ -4,13 +4,7 @@ import socket
 import time
 
 import pytest
-from runtime_helpers import (
-    free_ports,
-    json_counters,
-    make_document,
-    make_rule,
-    vm_rss_kib,
-)
+from runtime_helpers import free_ports, json_counters, make_document, make_rule, vm_rss_kib
 
 pytestmark = pytest.mark.processes
 

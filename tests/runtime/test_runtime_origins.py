@@ -8,13 +8,7 @@ from twisted.internet.error import ConnectionRefusedError, DNSLookupError
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
-from l4plan.runtime.origins import (
-    FixedOrigin,
-    HealthChecker,
-    HostCache,
-    HostOrigin,
-    LoadBalancer,
-)
+from l4plan.runtime.origins import FixedOrigin, HealthChecker, HostCache, HostOrigin, LoadBalancer
 
 
 class Resolver:

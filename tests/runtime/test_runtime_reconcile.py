@@ -10,12 +10,7 @@ from twisted.python.failure import Failure
 
 from l4plan.runtime import document as runtime_document
 from l4plan.runtime.metrics import Metrics
-from l4plan.runtime.reconcile import (
-    LiveConfig,
-    ReconcileError,
-    load_generation,
-    signatures,
-)
+from l4plan.runtime.reconcile import LiveConfig, ReconcileError, load_generation, signatures
 from l4plan.runtime.routes import ListenerKey, compile_document
 from l4plan.runtime.serve import Runtime
 from l4plan.runtime.settings import Settings

@@ -9,14 +9,7 @@ from importlib import resources
 import pytest
 
 from l4plan.files import backup_path
-from l4plan.state import (
-    CorruptState,
-    NewerStateFormat,
-    Resource,
-    StaleState,
-    State,
-    StateError,
-)
+from l4plan.state import CorruptState, NewerStateFormat, Resource, StaleState, State, StateError
 from l4plan.state.model import NAME_PATTERNS
 from tests.state_files import read_state, write_state
 

@@ -6,14 +6,7 @@ import sys
 import pytest
 
 from l4plan import __version__
-from l4plan.state import (
-    InvalidAddress,
-    Resource,
-    ResourceExists,
-    ResourceNotFound,
-    State,
-    parse_address,
-)
+from l4plan.state import InvalidAddress, Resource, ResourceExists, ResourceNotFound, State, parse_address
 
 
 def game(**attributes):
