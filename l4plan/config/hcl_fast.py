@@ -86,20 +86,20 @@ class _Parser:
         """Items up to a ``}`` or the end; every item ends its line."""
         items: list[Attribute | Block] = []
         values: dict = {}
+        kinds: dict[str, type] = {}  # an attribute and a block of one name: python-hcl2's to judge
         self.newlines()
         while self.peek()[0] == "name":
             _, name, line, column = self.take()
-            if self.peek()[1] == "=":
+            kind = Attribute if self.peek()[1] == "=" else Block
+            if kinds.setdefault(name, kind) is not kind:
+                raise Unsupported
+            if kind is Attribute:
                 self.index += 1
-                if name in values and isinstance(values[name], list) and name in _blocks(items):
-                    raise Unsupported
                 values[name] = self.value()
                 items.append(Attribute(name, line, column))
             else:
                 block = Block(name, self.labels(), line, column)
                 block.body, body = self.block_body()
-                if name in values and name not in _blocks(items):
-                    raise Unsupported  # an attribute and a block of one name
                 entry = body
                 for label in reversed(block.labels):
                     entry = {label: entry}
@@ -174,10 +174,6 @@ class _Parser:
         if self.take("punct")[1] not in "=:":
             raise Unsupported
         return key, self.value()
-
-
-def _blocks(items):
-    return {item.type for item in items if isinstance(item, Block)}
 
 
 def _tokens(text):
