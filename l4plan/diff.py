@@ -3,14 +3,16 @@
 Pure functions over ``{address: attributes}`` dicts (``Config.resources()``
 on one side, state or a provider's ``read()`` on the other). Rules inside an
 application are matched by ``protocol/edge_port``, so reordering them is no
-change. Port mappings of added and changed rules are worked out here, so the
-renderers need nothing but the plan.
+change. Port mappings of added and changed rules, and the paths at which
+other attributes differ, are worked out here, so the renderers need nothing
+but the plan.
 """
 
 from dataclasses import replace
 
+from l4plan.attribute_paths import changed_paths
 from l4plan.model import rule_key
-from l4plan.plan import OUTCOME_UNKNOWN_REASON, Action, Change, Plan, RuleChange, kind_of
+from l4plan.plan import OUTCOME_UNKNOWN_REASON, Action, AttributeChange, Change, Plan, RuleChange, kind_of
 from l4plan.ports import PortError, mapping_of, parse_origin_port, parse_port_spec
 
 # Attributes that cannot be changed in place, by address type: changing one
@@ -119,23 +121,34 @@ def _compared(address, before, after, reasons, forces):
     """An update, a replace, or a no-op when only the order of rules differs."""
     if before == after:
         return Change(address, Action.NO_OP, before, after)
-    changed = _changed_keys(before, after, skip={"rules"})
+    attribute_changes = _attribute_changes(before, after)
     rule_changes = _rule_changes(_rules(before), _rules(after))
-    if not changed and not rule_changes:
+    if not attribute_changes and not rule_changes:
         return Change(address, Action.NO_OP, before, after)
     forcing = forces.get(kind_of(address), frozenset())
+    changed = sorted({c.path[0] for c in attribute_changes})
     replace_paths = tuple((name,) for name in changed if name in forcing)
     action = Action.REPLACE if replace_paths else Action.UPDATE
     reason = reasons.get(action)
     if reason and replace_paths:
         reason = reason.format(paths=", ".join(p[0] for p in replace_paths))
     return Change(
-        address, action, before, after, reason, replace_paths, changed, rule_changes
+        address, action, before, after, reason, replace_paths, attribute_changes, rule_changes
     )
 
 
-def _changed_keys(before, after, skip=frozenset()):
-    keys = (before.keys() | after.keys()) - skip
+def _attribute_changes(before, after):
+    """Where the attributes differ, rules aside (``rule_changes`` has those, by key)."""
+    paths = changed_paths(_without_rules(before), _without_rules(after))
+    return tuple(AttributeChange(*change) for change in paths)
+
+
+def _without_rules(attributes):
+    return {k: v for k, v in attributes.items() if k != "rules"}
+
+
+def _changed_keys(before, after):
+    keys = before.keys() | after.keys()
     return tuple(sorted(k for k in keys if before.get(k) != after.get(k)))
 
 

@@ -12,7 +12,7 @@ from enum import Enum
 
 from l4plan import __version__
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 
 
 #: The reason of a drift change that is l4plan's own: an apply of unknown
@@ -49,6 +49,27 @@ class Action(Enum):
     @property
     def rank(self):
         return list(Action).index(self)
+
+
+@dataclass(frozen=True)
+class AttributeChange:
+    """One value that differs inside an object.
+
+    ``path`` leads from the object's top through keys and list indices
+    (``("origins", 1, "weight")``); the side without a value there is None:
+    ``before`` for an added origin, ``after`` for a removed one.
+    """
+
+    path: tuple[str | int, ...]
+    before: object = None
+    after: object = None
+
+    def to_dict(self):
+        return {"path": list(self.path), "before": self.before, "after": self.after}
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(tuple(data["path"]), data["before"], data["after"])
 
 
 @dataclass(frozen=True)
@@ -106,9 +127,10 @@ class Change:
     """What happens to one address.
 
     ``before`` is None for a create, ``after`` is None for a delete; for the
-    other actions both are set. ``changed_attributes`` names the top-level
-    attributes that differ (rules aside: ``rule_changes`` covers them).
-    ``reason`` is for the UI only and must not drive apply.
+    other actions both are set. ``attribute_changes`` says where an update's
+    or a replace's attributes differ, down to an element of a list (rules
+    aside: ``rule_changes`` covers them). ``reason`` is for the UI only and
+    must not drive apply.
     """
 
     address: str
@@ -117,8 +139,13 @@ class Change:
     after: dict | None
     reason: str | None = None
     replace_paths: tuple[tuple[str, ...], ...] = ()
-    changed_attributes: tuple[str, ...] = ()
+    attribute_changes: tuple[AttributeChange, ...] = ()
     rule_changes: tuple[RuleChange, ...] = ()
+
+    @property
+    def changed_attributes(self):
+        """The top-level attributes that differ, sorted."""
+        return tuple(sorted({c.path[0] for c in self.attribute_changes}))
 
     @property
     def sort_key(self):
@@ -141,6 +168,7 @@ class Change:
             "reason": self.reason,
             "replace_paths": [list(p) for p in self.replace_paths],
             "changed_attributes": list(self.changed_attributes),
+            "attribute_changes": [c.to_dict() for c in self.attribute_changes],
             "rule_changes": [r.to_dict() for r in self.rule_changes],
         }
 
@@ -153,7 +181,7 @@ class Change:
             after=data["after"],
             reason=data["reason"],
             replace_paths=tuple(tuple(p) for p in data["replace_paths"]),
-            changed_attributes=tuple(data["changed_attributes"]),
+            attribute_changes=tuple(AttributeChange.from_dict(c) for c in data["attribute_changes"]),
             rule_changes=tuple(RuleChange.from_dict(r) for r in data["rule_changes"]),
         )
 

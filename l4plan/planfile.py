@@ -18,7 +18,10 @@ from l4plan.files import write_atomically
 from l4plan.plan import Plan
 from l4plan.schema import validator
 
-FORMAT_VERSION = 1
+#: 2: changes carry attribute_changes (plan format 1.1). An older file is
+#: refused with the fix rather than misread; applying one was refused anyway
+#: once l4plan's version had moved on (check_fresh).
+FORMAT_VERSION = 2
 _KEYS = {
     "format_version": (int, "a whole number"),
     "l4plan_version": (str, "text"),
@@ -107,6 +110,12 @@ def _check_document(path, document):
         raise PlanFileError(
             f"{path} was saved by a newer l4plan (plan file format "
             f"{document['format_version']}); use that version, or plan again"
+        )
+    if document["format_version"] < FORMAT_VERSION:
+        raise PlanFileError(
+            f"{path} was saved by an older l4plan (plan file format "
+            f"{document['format_version']}, this l4plan reads {FORMAT_VERSION}); "
+            "make a new one with l4plan plan --out"
         )
     error = jsonschema.exceptions.best_match(
         validator("plan").iter_errors(document["plan"])

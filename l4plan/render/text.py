@@ -110,11 +110,11 @@ class TextRenderer:
     def _block(self, change):
         action = change["action"]
         opening = f'{self._glyph(action, 3)} {change["type"]} "{change["name"]}" {{'
-        body = [(0, *line) for line in _attribute_lines(change)] + _rules(change)
+        body = _attribute_lines(change) + _rules(change)
         return [opening, *(self._line(*line) for line in body), "    }"]
 
     def _line(self, depth, glyph, text):
-        """One body line; depth 0 is an attribute of the object, 1 of a rule."""
+        """One body line; depth 0 is an attribute of the object, each block or list in it one deeper."""
         prefix = f"{self._glyph(glyph)} " if glyph else "  "
         return " " * (6 + 4 * depth) + prefix + text
 
@@ -150,51 +150,144 @@ def _count(n, noun):
 
 
 def _attribute_lines(change):
-    """``(glyph, text)`` per shown attribute, names aligned, unchanged ones counted."""
-    before, after = change["before"] or {}, change["after"] or {}
-    action = change["action"]
-    names = sorted((before.keys() | after.keys()) - {"rules"})
-    if action in ("update", "replace"):
-        names = change["changed_attributes"]
+    """``(depth, glyph, text)`` lines of the object's attributes, rules aside."""
+    before, after = (_without_rules(change[side]) for side in ("before", "after"))
+    if change["action"] not in ("update", "replace"):
+        return _whole_object(after or before, GLYPHS[change["action"]])
     forcing = {p[0] for p in change["replace_paths"] if len(p) == 1}
-    lines = _aligned(names, before, after, forcing, deleting=action == "delete")
-    hidden = len(after.keys() - {"rules"} - set(names)) if action != "delete" else 0
-    if hidden:
-        lines.append(("", f"# ({_count(hidden, 'unchanged attribute')} hidden)"))
-    return lines
+    changes = [(tuple(c["path"]), c["before"], c["after"]) for c in change["attribute_changes"]]
+    return _changed_object(after, changes, forcing)
 
 
-def _aligned(names, before, after, forcing=(), deleting=False):
-    width = max((len(n) for n in names), default=0)
+def _without_rules(attributes):
+    return {k: v for k, v in (attributes or {}).items() if k != "rules"}
+
+
+def _nested(glyph, opening, body, closing):
+    """A block or list: its opening line, its body one level deeper, its closing line."""
+    return [(0, glyph, opening), *((depth + 1, g, text) for depth, g, text in body), (0, "", closing)]
+
+
+def _shows_as_block(value, changes=()):
+    """Objects and lists of objects show as blocks (``origin { … }``), the rest as
+    ``name = …``; ``changes`` under the value tell when one side is missing."""
+    values = [value, *(v for _, old, new in changes for v in (old, new))]
+    values += [v for listed in values if isinstance(listed, list) for v in listed]
+    return any(isinstance(v, dict) for v in values)
+
+
+def _singular(name):
+    """The block name of a list's elements: ``origins`` holds ``origin`` blocks."""
+    return name.removesuffix("s")
+
+
+def _whole_object(attributes, glyph):
+    """Every attribute of an object created (``+``) or destroyed (``-``) whole:
+    attributes aligned, then blocks, as Terraform shows them."""
+    names = sorted(attributes)
+    plain = [n for n in names if not _shows_as_block(attributes[n])]
+    width = max(map(len, plain), default=0)
+    blocks = [n for n in names if n not in plain]
+    return [
+        line
+        for name in plain + blocks
+        for line in _whole(name, attributes[name], glyph, width)
+    ]
+
+
+def _whole(name, value, glyph, width=0):
+    """One attribute or block created or destroyed whole; a destroyed value ends ``-> null``."""
+    gone = " -> null" if glyph == "-" else ""
+    if isinstance(value, dict):
+        return _nested(glyph, f"{name} {{", _whole_object(value, glyph), "}")
+    if _shows_as_block(value):
+        return [line for item in value for line in _whole(_singular(name), item, glyph)]
+    if isinstance(value, list) and value:
+        elements = [(0, glyph, f"{_value(v)},") for v in value]
+        return _nested(glyph, f"{name.ljust(width)} = [", elements, f"]{gone}")
+    return [(0, glyph, f"{name.ljust(width)} = {_value(value)}{gone}")]
+
+
+def _changed_object(after, changes, forcing=(), align_all=False):
+    """An object that differs at ``changes`` (``(path, before, after)``, paths
+    from the object): changed attributes, the count of unchanged ones, then
+    changed blocks. Names align over the changed attributes, or with
+    ``align_all`` over every attribute of the object, as Terraform aligns a
+    nested block."""
+    grouped: dict = {}
+    for path, old, new in changes:
+        grouped.setdefault(path[0], []).append((path[1:], old, new))
+    names = sorted(grouped)
+    plain = [n for n in names if not _shows_as_block(after.get(n), grouped[n])]
+    aligned = plain + [n for n in after if align_all and not _shows_as_block(after[n])]
+    width = max(map(len, aligned), default=0)
     lines = []
-    for name in names:
-        glyph, text = _attribute(name, before, after, deleting)
+    for name in plain:
         note = " # forces replacement" if name in forcing else ""
-        lines.append((glyph, f"{name.ljust(width)} = {text}{note}"))
+        lines += _changed(name, grouped[name], after.get(name), width, note)
+    hidden = len(after.keys() - grouped.keys())
+    if hidden:
+        lines.append((0, "", f"# ({_count(hidden, 'unchanged attribute')} hidden)"))
+    for name in (n for n in names if n not in plain):
+        lines += _changed(name, grouped[name], after.get(name))
     return lines
 
 
-def _attribute(name, before, after, deleting):
-    if name not in before:
-        return "+", _value(after[name])
-    if name not in after or deleting:
-        return "-", f"{_value(before[name])} -> null"
-    return "~", f"{_value(before[name])} -> {_value(after[name])}"
+def _changed(name, changes, value, width=0, note=""):
+    """One attribute or block that differs at ``changes`` (paths from it);
+    ``value`` is what it is after."""
+    whole = [(old, new) for rest, old, new in changes if not rest]
+    if whole:
+        ((old, new),) = whole
+        if None not in (old, new) and not _shows_as_block(old) and not _shows_as_block(new):
+            return [(0, "~", f"{name.ljust(width)} = {_value(old)} -> {_value(new)}{note}")]
+        removed = _whole(name, old, "-", width) if old is not None else []
+        return removed + (_whole(name, new, "+", width) if new is not None else [])
+    if isinstance(value, dict):
+        return _nested("~", f"{name} {{", _changed_object(value, changes, align_all=True), "}")
+    if _shows_as_block(value, changes):
+        return _changed_blocks(name, changes, value)
+    return _changed_elements(name, changes, value, width)
+
+
+def _changed_blocks(name, changes, after):
+    """The blocks of a list that were added, removed or changed, then the count of the others."""
+    by_index: dict = {}
+    for rest, old, new in changes:
+        by_index.setdefault(rest[0], []).append((rest[1:], old, new))
+    block, lines = _singular(name), []
+    for index, inner in sorted(by_index.items()):
+        lines += _changed(block, inner, after[index] if index < len(after) else None)
+    removed = sum(1 for inner in by_index.values() if inner[0][0] == () and inner[0][2] is None)
+    hidden = len(after) - (len(by_index) - removed)
+    if hidden:
+        lines.append((0, "", f"# ({_count(hidden, f'unchanged {block} block')} hidden)"))
+    return lines
+
+
+def _changed_elements(name, changes, after, width):
+    """A list of values element by element: ``- old``, ``+ new``, then the count of the others."""
+    elements = []
+    for _, old, new in changes:
+        elements += [(0, "-", f"{_value(old)},")] if old is not None else []
+        elements += [(0, "+", f"{_value(new)},")] if new is not None else []
+    hidden = len(after) - sum(1 for _, _, new in changes if new is not None)
+    if hidden:
+        elements.append((0, "", f"# ({_count(hidden, 'unchanged element')} hidden)"))
+    return _nested("~", f"{name.ljust(width)} = [", elements, "]")
 
 
 def _rule_lines(rule):
-    before, after = rule["before"] or {}, rule["after"] or {}
-    names = sorted(before.keys() | after.keys())
+    before, after = rule["before"], rule["after"]
     if rule["action"] == "update":
-        names = rule["changed_attributes"]
-    lines = _aligned(names, before, after, deleting=rule["action"] == "delete")
-    hidden = len(after.keys() - set(names)) if rule["action"] == "update" else 0
-    if hidden:
-        lines.append(("", f"# ({_count(hidden, 'unchanged attribute')} hidden)"))
+        changes = [((n,), before.get(n), after.get(n)) for n in rule["changed_attributes"]]
+        lines = _changed_object(after, changes)
+    else:
+        lines = _whole_object(after or before, GLYPHS[rule["action"]])
     if rule["mapping"]:
-        lines.append(("", f"# port mapping: {rule['mapping']}"))
+        lines.append((0, "", f"# port mapping: {rule['mapping']}"))
     if rule.get("open_connections"):
-        lines.append(("", f"# {_open_note(rule)}"))
+        lines.append((0, "", f"# {_open_note(rule)}"))
     return lines
 
 
@@ -221,9 +314,7 @@ def _rules(change):
     """``(depth, glyph, text)`` lines of the changed rules, then the unchanged count."""
     lines = []
     for rule in change["rule_changes"]:
-        lines.append((0, GLYPHS[rule["action"]], f'rule "{rule["key"]}" {{'))
-        lines += [(1, *line) for line in _rule_lines(rule)]
-        lines.append((0, "", "}"))
+        lines += _nested(GLYPHS[rule["action"]], f'rule "{rule["key"]}" {{', _rule_lines(rule), "}")
     unchanged = _unchanged_rules(change)
     if unchanged:
         lines.append((0, "", f"# ({_count(unchanged, 'unchanged rule')} hidden)"))

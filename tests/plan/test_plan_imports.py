@@ -12,12 +12,7 @@ FORBIDDEN_TO_ENGINE = ("l4plan.cli", "l4plan.render", "l4plan.runtime", "l4plan.
 
 
 def _imports(module):
-    tree = ast.parse(Path(find_spec(module).origin).read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            yield node.module
+    return _file_imports(Path(find_spec(module).origin))
 
 
 @pytest.mark.parametrize("module", ENGINE)
@@ -40,3 +35,23 @@ def test_renderers_import_nothing_but_renderers(module):
         if name.startswith("l4plan") and not name.startswith("l4plan.render")
     ]
     assert imported == []
+
+
+def test_deepdiff_has_one_home():
+    """Of the shipped code only l4plan/attribute_paths.py uses deepdiff, so its quirks stay in one place."""
+    root = Path(find_spec("l4plan").origin).parent.parent
+    users = sorted(
+        str(path.relative_to(root))
+        for folder in ("l4plan", "providers", "runtime")
+        for path in (root / folder).rglob("*.py")
+        if "deepdiff" in {name.partition(".")[0] for name in _file_imports(path)}
+    )
+    assert users == ["l4plan/attribute_paths.py"]
+
+
+def _file_imports(path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module

@@ -146,6 +146,18 @@ def test_newer_format_is_refused(saved):
         load_plan(saved)
 
 
+def test_older_format_is_refused_with_the_fix(saved):
+    """A plan file of format 1 (no attribute_changes) is refused, saying to plan again."""
+    document = json.loads(saved.read_text())
+    saved.write_text(json.dumps({**document, "format_version": 1}))
+    with pytest.raises(PlanFileError) as caught:
+        load_plan(saved)
+    assert str(caught.value) == (
+        f"{saved} was saved by an older l4plan (plan file format 1, this l4plan "
+        "reads 2); make a new one with l4plan plan --out"
+    )
+
+
 def test_save_leaves_no_temporary_files(saved):
     """The atomic write leaves only the plan file behind."""
     assert [p.name for p in saved.parent.iterdir()] == ["l4plan.plan"]
