@@ -12,7 +12,7 @@ from enum import Enum
 
 from l4plan import __version__
 
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "2.0"
 
 
 #: The reason of a drift change that is l4plan's own: an apply of unknown
@@ -127,7 +127,8 @@ class Change:
     """What happens to one address.
 
     ``before`` is None for a create, ``after`` is None for a delete; for the
-    other actions both are set. ``attribute_changes`` says where an update's
+    other actions both are set (but for a no-op read from the plan JSON,
+    which keeps only its address and action). ``attribute_changes`` says where an update's
     or a replace's attributes differ, down to an element of a list (rules
     aside: ``rule_changes`` covers them). ``reason`` is for the UI only and
     must not drive apply.
@@ -172,17 +173,22 @@ class Change:
             "rule_changes": [r.to_dict() for r in self.rule_changes],
         }
 
+    def to_brief_dict(self):
+        """A no-op as the plan JSON gives it: nothing but its address and action."""
+        return {"address": self.address, "action": self.action.word}
+
     @classmethod
     def from_dict(cls, data):
+        """The change of either form; a brief no-op has neither before nor after."""
         return cls(
             address=data["address"],
             action=Action.from_word(data["action"]),
-            before=data["before"],
-            after=data["after"],
-            reason=data["reason"],
-            replace_paths=tuple(tuple(p) for p in data["replace_paths"]),
-            attribute_changes=tuple(AttributeChange.from_dict(c) for c in data["attribute_changes"]),
-            rule_changes=tuple(RuleChange.from_dict(r) for r in data["rule_changes"]),
+            before=data.get("before"),
+            after=data.get("after"),
+            reason=data.get("reason"),
+            replace_paths=tuple(tuple(p) for p in data.get("replace_paths", ())),
+            attribute_changes=tuple(AttributeChange.from_dict(c) for c in data.get("attribute_changes", ())),
+            rule_changes=tuple(RuleChange.from_dict(r) for r in data.get("rule_changes", ())),
         )
 
 
@@ -282,14 +288,23 @@ class Plan:
                 f"{self.MAX_SAFE_DESTROY_FRACTION:.0%}; --force required"
             )
 
-    def to_dict(self):
-        """The JSON form documented by schemas/plan.schema.json."""
+    def to_dict(self, whole_no_ops=False):
+        """The JSON form documented by schemas/plan.schema.json.
+
+        A no-op is its address and action only, as 1,000 unchanged
+        applications would otherwise fill megabytes; ``whole_no_ops`` keeps
+        them whole for a saved plan, whose apply checks that the target
+        still runs every "before" (check_unchanged_since).
+        """
         return {
             "format_version": FORMAT_VERSION,
             "l4plan_version": self.l4plan_version,
             "lineage": self.lineage,
             "serial": self.serial,
-            "changes": [c.to_dict() for c in self.changes],
+            "changes": [
+                c.to_dict() if whole_no_ops or c.action is not Action.NO_OP else c.to_brief_dict()
+                for c in self.changes
+            ],
             "drift": [c.to_dict() for c in self.drift],
             "summary": self.summary,
             "has_changes": self.has_changes,

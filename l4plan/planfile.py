@@ -18,7 +18,7 @@ from l4plan.files import write_atomically
 from l4plan.plan import Plan
 from l4plan.schema import validator
 
-#: 2: changes carry attribute_changes (plan format 1.1). An older file is
+#: 2: changes carry attribute_changes (plan format 2.0). An older file is
 #: refused with the fix rather than misread; applying one was refused anyway
 #: once l4plan's version had moved on (check_fresh).
 FORMAT_VERSION = 2
@@ -63,7 +63,7 @@ def save_plan(path, plan, desired, digest=None):
         "format_version": FORMAT_VERSION,
         "l4plan_version": __version__,
         "config_digest": digest or config_digest(desired),
-        "plan": plan.to_dict(),
+        "plan": plan.to_dict(whole_no_ops=True),
         "desired": desired,
     }
     write_atomically(path, (json.dumps(document, sort_keys=True, indent=2) + "\n").encode())

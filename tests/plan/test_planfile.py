@@ -161,3 +161,13 @@ def test_older_format_is_refused_with_the_fix(saved):
 def test_save_leaves_no_temporary_files(saved):
     """The atomic write leaves only the plan file behind."""
     assert [p.name for p in saved.parent.iterdir()] == ["l4plan.plan"]
+
+
+def test_saved_plan_keeps_no_ops_whole(tmp_path):
+    """The plan JSON gives a no-op as its address and action; the plan file keeps
+    its before, which apply checks the target still runs."""
+    plan = SCENARIOS["no_op"]()
+    assert plan.to_dict()["changes"] == [{"address": "application.game", "action": "no-op"}]
+    save_plan(tmp_path / "p", plan, {}, digest="sha256:given")
+    (saved,) = json.loads((tmp_path / "p").read_text())["plan"]["changes"]
+    assert saved["before"] == plan.changes[0].before
