@@ -46,3 +46,15 @@ class ConfigError(Exception):
 
 def errors_of(diagnostics):
     return [d for d in diagnostics if d.severity == ERROR]
+
+
+def report(diagnostics):
+    """The JSON form of a run's diagnostics (validate --json, and any command's
+    failure under --json): one shape for every reader."""
+    errors = errors_of(diagnostics)
+    return {
+        "valid": not errors,
+        "error_count": len(errors),
+        "warning_count": len(diagnostics) - len(errors),
+        "diagnostics": [d.to_dict() for d in diagnostics],
+    }

@@ -7,7 +7,7 @@ import click
 from l4plan.cli.options import print_diagnostics, variable_inputs, variable_options
 from l4plan.config.loader import load_directory
 from l4plan.config.variables import resolve
-from l4plan.diagnostics import ConfigError, errors_of
+from l4plan.diagnostics import ConfigError, errors_of, report
 from l4plan.schema import schema_text
 from l4plan.validate import validate_document
 
@@ -27,21 +27,12 @@ def validate(as_json, var_pairs, var_files):
         diagnostics = list(error.diagnostics)
     errors = errors_of(diagnostics)
     if as_json:
-        click.echo(json.dumps(_report(diagnostics, errors), indent=2))
+        click.echo(json.dumps(report(diagnostics), indent=2))
     else:
         print_diagnostics(diagnostics)
         if not errors:
             click.echo(click.style("Success!", fg="green", bold=True) + " The configuration is valid.")
     raise SystemExit(1 if errors else 0)
-
-
-def _report(diagnostics, errors):
-    return {
-        "valid": not errors,
-        "error_count": len(errors),
-        "warning_count": len(diagnostics) - len(errors),
-        "diagnostics": [d.to_dict() for d in diagnostics],
-    }
 
 
 @click.command()

@@ -41,6 +41,18 @@ def print_diagnostics(diagnostics):
         click.echo(click.style(head, fg=colour, bold=True) + ":" + rest, err=True)
 
 
+class DiagnosticsError(click.ClickException):
+    """A configuration's diagnostics as a failure: each printed in full, exit 1
+    (under --json the group prints them as one JSON object instead)."""
+
+    def __init__(self, diagnostics):
+        self.diagnostics = tuple(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+    def show(self, file=None):
+        print_diagnostics(self.diagnostics)
+
+
 def ask_yes(question, what, no_terminal):
     """Ask on the terminal, Terraform's way; True only for the answer ``yes``.
 

@@ -1,7 +1,8 @@
 """plan, apply, destroy, show and import: parse, call l4plan.apply, render.
 
 The engine never prints; these commands pick the renderer, ask for approval
-and turn every engine error into ``Error: …`` on stderr with exit 1.
+and turn every engine error into ``Error: …`` on stderr with exit 1 (under
+``--json`` the top-level group prints it as JSON diagnostics instead).
 """
 
 import io
@@ -14,11 +15,11 @@ import click
 
 from l4plan import apply as engine
 from l4plan.cli.options import (
+    DiagnosticsError,
     ask_yes,
     closed_after,
     comma_list,
     lock_timeout_option,
-    print_diagnostics,
     usage_errors_exit_one,
     variable_inputs,
     variable_options,
@@ -50,8 +51,7 @@ def _reported():
     try:
         yield
     except ConfigError as error:
-        print_diagnostics(error.diagnostics)
-        raise SystemExit(1) from None
+        raise DiagnosticsError(error.diagnostics) from None
     except ERRORS as error:
         raise click.ClickException(str(error)) from None
 

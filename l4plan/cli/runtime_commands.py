@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from l4plan import model
-from l4plan.cli.options import comma_list, print_diagnostics
+from l4plan.cli.options import DiagnosticsError, comma_list
 from l4plan.runtime.settings import Settings, parse_endpoint
 from l4plan.tls import is_loopback
 
@@ -273,8 +273,7 @@ def _provider_blocks():
     try:
         return load_directory(".").data.get("provider") or {}
     except ConfigError as error:
-        print_diagnostics(error.diagnostics)
-        raise SystemExit(1) from None
+        raise DiagnosticsError(error.diagnostics) from None
 
 
 def _admin_client(providers):

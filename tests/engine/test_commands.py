@@ -324,7 +324,48 @@ def test_plan_json_and_markdown(project, l4plan):
     assert markdown.startswith("<!-- l4plan-plan -->")
     both = l4plan("plan", "--json", "--markdown")
     assert both.exit_code == 1
-    assert "--json and --markdown cannot be used together" in both.stderr
+    assert "--json and --markdown cannot be used together" in both.stdout
+
+
+def _failing_with_json(project, l4plan, *args):
+    """The one JSON diagnostics object a failing command prints under --json."""
+    result = l4plan(*args)
+    assert (result.exit_code, result.stderr) == (1, ""), result.output
+    document = json.loads(result.stdout)
+    assert (document["valid"], document["error_count"], document["warning_count"]) == (False, 1, 0)
+    assert document["diagnostics"][0]["severity"] == "error"
+    return document["diagnostics"][0]
+
+
+def test_config_error_under_json_keeps_its_place(project, l4plan):
+    """A configuration error under plan --json names the file and line in the diagnostic."""
+    project.write(application("game").replace('"7000"', '"70000"'))
+    diagnostic = _failing_with_json(project, l4plan, "plan", "--json")
+    assert (diagnostic["filename"], diagnostic["line"] > 0) == ("apps.l4.hcl", True)
+    assert "70000" in diagnostic["summary"] + diagnostic["detail"]
+
+
+def test_every_failure_under_json_is_one_json_object(project, l4plan):
+    """Lock, provider, state, saved plan and usage errors: stdout is one JSON object, stderr empty."""
+    project.write(application("game"))
+    with lock(project.path / "l4plan.state.json", "apply"):
+        locked = _failing_with_json(project, l4plan, "plan", "--json")
+    assert locked["summary"].startswith("Error acquiring the state lock: held by ")
+    usage = _failing_with_json(project, l4plan, "plan", "--json", "--bogus")
+    assert usage["summary"].startswith("No such option '--bogus'")
+    assert usage["detail"].startswith("Usage: ") and " plan [OPTIONS]\n" in usage["detail"]
+    missing = _failing_with_json(project, l4plan, "show", "nope.plan", "--json")
+    assert missing["summary"] == "Cannot read saved plan nope.plan: No such file or directory"
+    runtime = _failing_with_json(project, l4plan, "runtime", "status", "--json")
+    assert runtime["summary"].startswith("no runtime answers on unix:.l4plan/runtime.sock")
+    (project.path / "l4plan.state.json").write_text("{")
+    assert "l4plan.state.json" in _failing_with_json(project, l4plan, "show", "--json")["summary"]
+    (project.path / "l4plan.state.json").unlink()
+    (project.path / "site.l4.hcl").write_text(
+        'site "example.com" {\n  plan = "enterprise"\n}\nprovider "nope" {}\n'
+    )
+    provider = _failing_with_json(project, l4plan, "plan", "--json")
+    assert provider["summary"].startswith('site.l4.hcl:4: Unknown provider "nope"')
 
 
 def test_plan_usage_errors_exit_one(project, l4plan):
