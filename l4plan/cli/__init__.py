@@ -1,7 +1,7 @@
 """The command line: thin click commands that call the engine.
 
 Each module of this package holds one family of commands; this one builds the
-top-level group and the options every command shares (``-C``, ``--no-color``).
+top-level group, its ``-C``, and ``--no-color``, which every command takes.
 """
 
 import json
@@ -12,7 +12,7 @@ from itertools import takewhile
 import click
 
 from l4plan import __version__
-from l4plan.cli.options import usage_errors_exit_one
+from l4plan.cli.options import no_color_option, usage_errors_exit_one
 from l4plan.diagnostics import Diagnostic, report
 from l4plan.hcl2_tree import Hcl2Mismatch
 
@@ -87,14 +87,12 @@ def _diagnostics_of(error):
     type=click.Path(exists=True, file_okay=False),
     help="Work in DIR instead of the current directory.",
 )
-@click.option("--no-color", is_flag=True, help="Never colour the output (also NO_COLOR).")
 @click.pass_context
-def main(ctx, workdir, no_color):
+def main(ctx, workdir):
     """Infrastructure as code for Layer 4 (TCP/UDP) proxy applications."""
     if workdir:
         os.chdir(workdir)
     ctx.obj = {"workdir": workdir}
-    ctx.color = False if (no_color or os.environ.get("NO_COLOR")) else None
 
 
 def _register():
@@ -103,6 +101,15 @@ def _register():
     for module in (config_commands, fmt_command, plan_commands, state_commands, runtime_commands):
         for command in module.COMMANDS:
             main.add_command(command)
+    _give_every_command(main, no_color_option)
+
+
+def _give_every_command(command, make_option):
+    """``command`` and every command under it take the option ``make_option``
+    makes, so ``l4plan plan --no-color`` works as ``l4plan --no-color plan``."""
+    command.params.append(make_option())
+    for subcommand in getattr(command, "commands", {}).values():
+        _give_every_command(subcommand, make_option)
 
 
 _register()

@@ -24,6 +24,25 @@ def variable_options(command):
     )(command)
 
 
+def no_color_option():
+    """``--no-color`` (or NO_COLOR in the environment): this command and the
+    ones under it never colour their output. The group gives it to every
+    command, before or after whose name it may be typed."""
+    return click.Option(
+        ["--no-color"],
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_no_color,
+        help="Never colour the output (also NO_COLOR).",
+    )
+
+
+def _no_color(ctx, param, value):
+    if value or os.environ.get("NO_COLOR"):
+        ctx.color = False
+
+
 def variable_inputs(var_pairs, var_files):
     return VariableInputs(
         cli=parse_var_options(var_pairs),

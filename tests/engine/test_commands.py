@@ -7,9 +7,13 @@ terminal here (terminal prompts are tested in test_processes.py).
 import json
 from importlib.resources import files
 
+import click
 import jsonschema
+import pytest
+from click.testing import CliRunner
 from engine_helpers import application
 
+from l4plan.cli import main
 from l4plan.cli.plan_commands import NO_TERMINAL
 from tests.state_files import lock
 
@@ -510,3 +514,18 @@ def test_missing_site_asks_for_a_block(project, l4plan):
     result = l4plan("validate")
     assert result.exit_code == 1
     assert 'missing "site" block\n  Declare the zone once: site "example.com" { plan = "enterprise" }.' in result.stderr
+
+
+@pytest.mark.parametrize("args", [("validate",), ("plan",), ("show",), ("state", "list"), ("schema",)])
+def test_no_color_before_or_after_the_command(project, args):
+    """--no-color is taken before the subcommand and after it, by every command."""
+    project.write(application("game"))
+
+    def output(*line):
+        result = CliRunner().invoke(main, list(line), color=True)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    coloured = output(*args)
+    assert output("--no-color", *args) == output(*args, "--no-color") == click.unstyle(coloured)
+    assert ("\x1b[" in coloured) == (args == ("validate",))  # "Success!" is styled

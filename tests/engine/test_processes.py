@@ -177,6 +177,7 @@ def test_colour_only_on_a_terminal(project, spawn, run):
     project.write(application("game"))
     assert "\x1b[" in on_terminal(spawn, "plan")[1]
     assert "\x1b[" not in on_terminal(spawn, "--no-color", "plan")[1]
+    assert "\x1b[" not in on_terminal(spawn, "plan", "--no-color")[1]
     assert "\x1b[" not in on_terminal(spawn, "plan", env={"NO_COLOR": "1"})[1]
     assert "\x1b[" not in run("plan")[1]
 
