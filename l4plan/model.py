@@ -185,6 +185,7 @@ class Settings:
 #: The directory, beside the configuration, of what the embedded default makes:
 #: the local runtime's socket, token, data, pid file and log.
 DATA_DIR = ".l4plan"
+PID_FILE = "runtime.pid"  # in DATA_DIR: the pid of the runtime l4plan started there
 #: The embedded defaults: a local runtime and a local state file, with the
 #: settings the configuration schema gives those blocks (their one home).
 DEFAULT_PROVIDER = Settings("runtime", block_defaults("provider", "runtime"))

@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from l4plan.model import DATA_DIR
+from l4plan.model import DATA_DIR, PID_FILE
 from l4plan.providers.admin_client import AdminClient, AdminError, NoAnswer, Unreachable, parse_endpoint
 from l4plan.providers.base import OutcomeUnknown, Provider, ProviderError
 from l4plan.providers.runtime_document import build_document, check_unchanged_since, read_document
@@ -183,6 +183,7 @@ def start_local_runtime(workdir, endpoint, token_path):
     log = data_dir / "runtime.log"
     command = [sys.executable, "-m", "l4plan", "runtime", "serve", "--data-dir", str(data_dir)]
     command += ["--admin", _serve_admin(endpoint), "--log-file", str(log)]
+    command += ["--pid-file", str(data_dir / PID_FILE)]
     if endpoint[0] == "tcp":
         command += ["--token-file", str(token_path)]
     # What the process prints before its log starts (and "ready"): this run's only.
@@ -195,7 +196,6 @@ def start_local_runtime(workdir, endpoint, token_path):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    (data_dir / "runtime.pid").write_text(f"{process.pid}\n")
     return process, log
 
 

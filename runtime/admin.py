@@ -9,6 +9,9 @@
                      500 a listener could not be bound (or the document saved,
                      or a worker failed): rolled back, {"error", "failed": [...]};
                      503 while stopping
+  POST /v1/restart   a new process takes every socket over -> 200 {"pid", "previous"}
+                     once it serves; 500 {"error"} when it did not (this one serves
+                     on); 409 while a restart is under way
   GET  /v1/status    listeners, open connections/sessions, counters per rule;
                      with workers, each worker and the counters summed over them
   GET  /metrics      Prometheus text format
@@ -35,10 +38,12 @@ from pathlib import Path
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.protocols import policies
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import server
 from twisted.web.resource import Resource
 
 from l4plan.runtime.document import DocumentError, parse_json
+from l4plan.runtime.idle import Idle
 from l4plan.runtime.reconcile import ReconcileError
 
 log = Logger()
@@ -50,10 +55,20 @@ IDLE_TIMEOUT = 10  # seconds an admin connection may send nothing
 CONNECTION_DEADLINE = 120  # seconds an admin connection may last, whatever it sends
 
 
-def listen(reactor, endpoint, site, tls=None):
+def listen(reactor, endpoint, site, tls=None, inherited=None):
     """Open the admin endpoint (over TLS with ``tls``, a context factory); a
-    unix socket is never reachable by others, even briefly."""
-    site = Bounded(site, reactor)
+    unix socket is never reachable by others, even briefly. ``inherited`` is
+    its socket, already listening: handed over by a restart, or by systemd."""
+    bounded = Bounded(site, reactor)
+    return Endpoint(_listen(reactor, endpoint, bounded, tls, inherited), bounded)
+
+
+def _listen(reactor, endpoint, site, tls, inherited):
+    if inherited is not None:
+        if tls is not None:
+            site = TLSMemoryBIOFactory(tls, False, site)
+        with inherited:  # the reactor keeps its own copy
+            return reactor.adoptStreamPort(inherited.fileno(), inherited.family, site)
     if endpoint[0] == "tcp" and tls is not None:
         return reactor.listenSSL(endpoint[2], site, tls, interface=endpoint[1])
     if endpoint[0] == "tcp":
@@ -101,6 +116,7 @@ class Bounded(policies.WrappingFactory):
         self.deadline = deadline
         self._deadlines = {}
         self._peers = {}
+        self._idle = Idle(self.protocols)
 
     def buildProtocol(self, addr):
         peer = getattr(addr, "host", None)  # None on a unix socket: its mode guards it
@@ -125,16 +141,40 @@ class Bounded(policies.WrappingFactory):
         deadline = self._deadlines.pop(protocol, None)
         if deadline is not None and deadline.active():
             deadline.cancel()
+        self._idle.check()
+
+    def wait_idle(self):
+        """A Deferred that fires when no admin connection is left."""
+        return self._idle.wait()
 
 
-def make_site(live, token=None, workers=None, fleet=None, ready=lambda: True):
+class Endpoint:
+    """The admin API's listening ``port`` and the ``bounded`` site behind it."""
+
+    def __init__(self, port, bounded):
+        self.port = port
+        self.bounded = bounded
+
+    def fileno(self):
+        return self.port.fileno()
+
+    def hand_over(self):
+        """The next process serves the socket now: stop reading it here
+        (closing it would remove a unix socket's file); a Deferred that fires
+        once this process's admin connections have ended."""
+        self.port.stopReading()
+        return self.bounded.wait_idle()
+
+
+def make_site(live, token=None, workers=None, fleet=None, ready=lambda: True, restart=None):
     """The admin Site for ``live`` (a ``LiveConfig``); ``token`` is required when
     given, and ``site.guard.token`` changes it (SIGHUP).
 
     With ``workers`` (``l4plan.runtime.workers.Workers``) a change goes to every
     worker and the status covers them all. With ``fleet`` (the etcd prefix a
     fleet node follows) the document is the fleet's: a PUT is refused.
-    ``ready()`` says whether /readyz answers 200.
+    ``ready()`` says whether /readyz answers 200. ``restart()`` (a
+    ``l4plan.runtime.restart.Restart``) serves POST /v1/restart.
     """
     api = _Api()
     api.putChild(b"healthz", _Health())
@@ -143,6 +183,8 @@ def make_site(live, token=None, workers=None, fleet=None, ready=lambda: True):
     version = _Api()
     version.putChild(b"config", _Config(live, workers, fleet))
     version.putChild(b"status", _Status(live, workers))
+    if restart is not None:
+        version.putChild(b"restart", _Restart(restart))
     api.putChild(b"v1", version)
     site = server.Site(
         api if token is None else _Guard(api, token),
@@ -300,6 +342,8 @@ class _Config(_Leaf):
     def render_PUT(self, request):
         if not self._live.runtime.running:
             return _answer(request, 503, {"error": "the runtime is stopping"})
+        if self._live.held:
+            return _answer(request, 503, {"error": self._live.held})
         if self._fleet is not None:
             return _answer(request, 409, {
                 "error": f"this runtime follows the fleet under {self._fleet} in etcd; "
@@ -349,6 +393,27 @@ class _Config(_Leaf):
         return 500, {"error": failure.getErrorMessage(), "failed": []}
 
 
+class _Restart(_Leaf):
+    """POST: start a new process from the l4plan installed now and hand it every
+    socket; the answer comes once it serves (200, its pid) or did not (500, why:
+    this process serves on)."""
+
+    def __init__(self, restart):
+        super().__init__()
+        self._restart = restart
+
+    def render_POST(self, request):
+        if self._restart.under_way:
+            return _answer(request, 409, {"error": "a restart is already under way"})
+        request.setHeader(b"connection", b"close")  # this process stops once the answer is out
+        outcome = self._restart()
+        outcome.addCallbacks(
+            lambda pid: (200, {"pid": pid, "previous": os.getpid()}),
+            lambda failure: (500, {"error": failure.getErrorMessage()}),
+        )
+        return _respond(request, outcome.addCallback(lambda answer: _answer(request, *answer)))
+
+
 def _if_match(request):
     value = (request.getHeader(b"if-match") or b"").strip().strip(b'"')
     return int(value) if value.isdigit() else None
@@ -378,6 +443,7 @@ class _Status(_Leaf):
         listeners = [_listener_status(listener) for listener in runtime]
         draining = [_listener_status(listener) for listener in runtime.retiring()]
         status = {
+            "pid": os.getpid(),  # a restart changes it
             "generation": self._live.generation,
             "listeners": listeners,
             "draining": draining,

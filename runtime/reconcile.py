@@ -182,6 +182,7 @@ class LiveConfig:
         self.document = document
         self.generation = generation
         self._compiled = compiled  # the runtime's routes, reused where nothing changed
+        self.held = None  # why no change may be made now (a restart), or None
         settings = runtime.settings
         self._signatures = {  # by application, kept and redone only for those that change
             name: signatures(document, name, settings.bind, settings.bind6)
@@ -252,6 +253,9 @@ class LiveConfig:
     def _commit(self, document, plan, new):
         """Save ``document``, then switch to it with the listeners ``new`` bound for it."""
         compiled, after, diff = plan.compiled, plan.after, plan.diff
+        if self.held:  # a restart began meanwhile: the next process has read the document
+            _close(new)
+            raise ReconcileError(self.held, [])
         try:
             save(self.data_dir, document, self.generation + 1)
         except OSError as exc:

@@ -11,9 +11,11 @@ import gc
 import importlib.metadata
 import ipaddress
 import json
+import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
@@ -21,12 +23,13 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from l4plan.runtime import admin as admin_api
-from l4plan.runtime import fleet, logs
+from l4plan.runtime import fleet, handover, logs, systemd
 from l4plan.runtime import reactor as relay_reactor
 from l4plan.runtime.limits import UNLIMITED, FdBudget, raise_soft_limit
 from l4plan.runtime.metrics import Metrics
 from l4plan.runtime.origins import HealthChecker, HostCache
 from l4plan.runtime.reconcile import LiveConfig
+from l4plan.runtime.restart import Restart
 from l4plan.runtime.routes import ListenerKey, compile_document
 from l4plan.runtime.tcp import PIPES, RelayFactory
 from l4plan.runtime.tls import ClientPolicy, ReloadableTls, TlsError
@@ -65,20 +68,22 @@ def _bound_socket(address, port, kind, reuse_port):
     return sock
 
 
-def listen(reactor, key, server, reuse_port=False):
+def listen(reactor, key, server, reuse_port=False, inherited=None):
     """Open the listener ``key`` for ``server`` (a factory, or a datagram protocol).
 
-    The reactor opens the socket itself unless it needs an option Twisted
-    does not set: IPV6_V6ONLY on [::], SO_REUSEPORT for workers.
+    ``inherited`` is the socket of ``key`` the process before this one handed
+    over (a restart): it is served as it is. Otherwise the reactor opens the
+    socket itself unless it needs an option Twisted does not set:
+    IPV6_V6ONLY on [::], SO_REUSEPORT for workers.
     """
-    if not reuse_port and not _is_ipv6_wildcard(key.address):
+    if inherited is None and not reuse_port and not _is_ipv6_wildcard(key.address):
         if key.protocol == "tcp":
             return reactor.listenTCP(key.port, server, backlog=BACKLOG, interface=key.address)
         return reactor.listenUDP(
             key.port, server, interface=key.address, maxPacketSize=MAX_DATAGRAM
         )
     kind = socket.SOCK_STREAM if key.protocol == "tcp" else socket.SOCK_DGRAM
-    sock = _bound_socket(key.address, key.port, kind, reuse_port)
+    sock = inherited or _bound_socket(key.address, key.port, kind, reuse_port)
     with sock:  # the reactor keeps its own copy
         if key.protocol == "tcp":
             return reactor.adoptStreamPort(sock.fileno(), sock.family, server)
@@ -96,17 +101,34 @@ class _Listener(Service):
 
     server = None
     _port = None
+    inherited = None  # the socket the process before this one handed over (a restart)
+    handed_over = False  # True once a restart gave the socket to the next process
 
     def bind(self):
         """Open the socket now (once); raises CannotListenError."""
         if self._port is None:
-            self._port = listen(self.reactor, self.key, self.server, self.reuse_port)
+            self._port = listen(self.reactor, self.key, self.server, self.reuse_port, self.inherited)
+            self.inherited = None
             self.budget.hold(1)
 
+    def fileno(self):
+        """The socket's descriptor, for a restart to hand over."""
+        return self._port.fileno()
+
     def _unlisten(self):
-        """Close the socket; the descriptor goes back to the budget."""
+        """Close the socket; the descriptor goes back to the budget. A socket
+        handed over is only no longer read here: the next process serves it,
+        and Twisted would shut a TCP socket it opened down for both."""
         self.budget.hold(-1)
+        if self.handed_over:
+            self._port.stopReading()
+            return defer.succeed(None)
         return defer.maybeDeferred(self._port.stopListening)
+
+    def _drain(self, idle, expire):
+        """``idle`` (a Deferred), or the drain timeout, which calls ``expire()`` first."""
+        deadline = self.reactor.callLater(self.drain_timeout, expire)
+        return idle.addCallback(lambda _: deadline.active() and deadline.cancel())
 
     def startService(self):
         self.bind()
@@ -143,16 +165,14 @@ class TcpListener(_Listener):
 
     def stopService(self):
         Service.stopService(self)
-        return self._unlisten().addCallback(lambda _: self._drain())
+        return self._unlisten().addCallback(lambda _: self._drain_connections())
 
-    def _drain(self):
+    def _drain_connections(self):
         if self.factory.connections:
             log.info(
                 "{key}: draining {n} connections", key=self.key, n=len(self.factory.connections)
             )
-        deadline = self.reactor.callLater(self.drain_timeout, self._drain_expired)
-        idle = self.factory.wait_idle()
-        return idle.addCallback(lambda _: deadline.active() and deadline.cancel())
+        return self._drain(self.factory.wait_idle(), self._drain_expired)
 
     def _drain_expired(self):
         log.info("{key}: drain timeout", key=self.key)
@@ -175,6 +195,7 @@ class UdpListener(_Listener):
         self.key = key
         self.reactor = reactor
         self.reuse_port = settings.reuse_port
+        self.drain_timeout = settings.drain_timeout
         self.budget = budget
         self.relay = self.server = UdpRelay(
             route, reactor, settings.udp_idle_timeout, settings.max_sessions, is_own, budget
@@ -185,9 +206,17 @@ class UdpListener(_Listener):
         return len(self.relay.sessions)
 
     def stopService(self):
+        """End the sessions now: their replies could not leave once the edge
+        socket is closed. After a restart the socket lives on in the next
+        process, which reads every new datagram: these sessions still answer
+        from it until they idle out, for the drain timeout at most."""
         Service.stopService(self)
-        self.relay.close_all()
-        return self._unlisten()
+        if not self.handed_over:
+            self.relay.close_all()
+            return self._unlisten()
+        return self._unlisten().addCallback(
+            lambda _: self._drain(self.relay.wait_idle(), self.relay.close_all)
+        )
 
 
 LISTENERS = {"tcp": TcpListener, "udp": UdpListener}
@@ -199,10 +228,11 @@ class Runtime(MultiService):
     ``fd_limit`` is the process's descriptor limit, of which the listeners,
     connections and sessions share a budget (``FdBudget``)."""
 
-    def __init__(self, reactor, settings, fd_limit=UNLIMITED.limit):
+    def __init__(self, reactor, settings, fd_limit=UNLIMITED.limit, inherited=None):
         super().__init__()
         self.reactor = reactor
         self.settings = settings
+        self.inherited = dict(inherited or {})  # name -> socket a restart handed over
         self.metrics = Metrics()
         self.budget = FdBudget(fd_limit, settings.max_per_source)
         self.hosts = HostCache(reactor, settings.dns_ttl)
@@ -227,7 +257,24 @@ class Runtime(MultiService):
             key, route, self.reactor, self.settings, self.is_own, self.budget
         )
         listener.setName(str(key))
+        listener.inherited = self.inherited.pop(listener.name, None)
         return listener
+
+    def close_unused(self):
+        """Close the handed-over sockets no listener of the document took."""
+        for sock in self.inherited.values():
+            sock.close()
+        self.inherited.clear()
+
+    def sockets(self):
+        """{name: descriptor} of every listener, for a restart to hand over."""
+        return {listener.name: listener.fileno() for listener in self}
+
+    def hand_over(self):
+        """The next process serves these sockets now: stopping will only stop
+        reading them, and UDP sessions will answer until they idle out."""
+        for listener in self:
+            listener.handed_over = True
 
     def is_own(self, protocol, host, port):
         """Whether connecting to ``host``:``port`` would reach one of this runtime's
@@ -302,16 +349,18 @@ class Runtime(MultiService):
 class SignalHandler:
     """SIGTERM/SIGINT: the first stops the reactor (which drains), the next
     one aborts what is still draining, so an operator never has to kill -9.
-    SIGHUP calls ``reload`` (the admin token and TLS files are read again)."""
+    SIGHUP calls ``reload`` (the admin token and TLS files are read again),
+    SIGUSR2 ``restart`` (a new process takes the sockets over)."""
 
-    def __init__(self, reactor, runtime, reload=lambda: None):
+    def __init__(self, reactor, runtime, reload=lambda: None, restart=None):
         self._reactor = reactor
         self._runtime = runtime
         self._reload = reload
+        self._restart = restart
         self._stopping = False
 
     def install(self):
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
             signal.signal(signum, self._received)
 
     def _received(self, signum, frame):
@@ -320,6 +369,12 @@ class SignalHandler:
     def handle(self, name):
         if name == "SIGHUP":
             self._reload()
+            return
+        if name == "SIGUSR2":
+            if self._restart is None:
+                log.error("SIGUSR2: this process cannot restart (it is a worker); signal the first one")
+            elif not self._stopping:
+                self._restart().addErrback(lambda _: None)  # the restart logs why it failed
             return
         if not self._stopping:
             self._stopping = True
@@ -350,19 +405,19 @@ def _fleet_member(reactor, settings, live, workers):
     )
 
 
-def _open_admin(reactor, admin, settings, live, token, workers, member):
-    """Serve the admin API on ``admin`` (None: no API); ``(site, tls)``, each
-    None when not used. Raises TlsError for unusable TLS files."""
+def _open_admin(reactor, admin, settings, live, token, workers, member, restart, inherited):
+    """Serve the admin API on ``admin`` (None: no API), on the ``inherited``
+    socket when one was handed over; ``(site, tls, port)``, each None when not
+    used (``port`` an ``admin.Endpoint``). Raises TlsError for unusable TLS files."""
     if admin is None:
-        return None, None
+        return None, None, None
     fleet_prefix = settings.etcd_prefix if member is not None else None
     ready = (lambda: member.caught_up) if member is not None else (lambda: True)
-    site = admin_api.make_site(live, token, workers, fleet_prefix, ready)
+    site = admin_api.make_site(live, token, workers, fleet_prefix, ready, restart)
     tls = None
     if settings.tls_cert and admin[0] == "tcp":
         tls = ReloadableTls(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
-    admin_api.listen(reactor, admin, site, tls)
-    return site, tls
+    return site, tls, admin_api.listen(reactor, admin, site, tls, inherited)
 
 
 def reload_secrets(settings, site, tls):
@@ -389,31 +444,60 @@ def reload_secrets(settings, site, tls):
             log.error("SIGHUP: {error}; the TLS certificate is unchanged", error=str(error))
 
 
-def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=None):
+def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=None, command=None):
     """Serve the document in ``settings.data_dir`` until SIGTERM/SIGINT; exit status 0.
 
     ``admin`` is an endpoint (``settings.parse_endpoint``) for the admin API, which
     needs ``token`` when given. With ``settings.workers`` over 1 this process
     also starts and supervises the other workers, and says "ready" once they
     all serve; ``parent`` is the fd of the pipe from main when this process is
-    one of those workers. Raises ``l4plan.runtime.document.DocumentError`` for
-    a bad document and ``twisted.internet.error.CannotListenError`` when a
-    port is taken.
+    one of those workers. ``command`` starts this runtime again for a restart
+    (``handover.successor_command()``); without it there is none. Started by a
+    restart (``$L4PLAN_HANDOVER``), it serves the sockets handed over and tells
+    the old process whether it does. Raises
+    ``l4plan.runtime.document.DocumentError`` for a bad document and
+    ``twisted.internet.error.CannotListenError`` when a port is taken.
     """
+    successor = handover.Successor.from_environment()
+    try:
+        return _serve(settings, reactor, out, admin, token, parent, command, successor)
+    except Exception as error:
+        if successor is not None and not successor.done:
+            successor.failed(str(error) or type(error).__name__)
+        raise
+
+
+def _serve(settings, reactor, out, admin, token, parent, command, successor):
     if reactor is None:
         reactor = relay_reactor.install()
     logs.begin(settings.log_file)
-    runtime = Runtime(reactor, settings, raise_soft_limit())
+    inherited = successor.take() if successor is not None else {}
+    for sock in systemd.listen_fds()[:1]:  # socket activation: systemd opened the admin socket
+        inherited.setdefault("admin", sock)
+    if successor is None:
+        _write_pid(settings.pid_file)
+    runtime = Runtime(reactor, settings, raise_soft_limit(), inherited)
     live = LiveConfig.restore(runtime, settings.data_dir)
     workers = None
     if settings.workers > 1 and parent is None:
         workers = Workers(reactor, live, settings)
     member = _fleet_member(reactor, settings, live, workers)
-    site, tls = _open_admin(reactor, admin, settings, live, token, workers, member)
+    restart = None
+    if parent is None and command is not None:
+        restart = Restart(reactor, live, command, None, lambda: signals.handle("restart"))
+    site, tls, admin_endpoint = _open_admin(
+        reactor, admin, settings, live, token, workers, member, restart, inherited.pop("admin", None)
+    )
+    if restart is not None:
+        restart.admin = admin_endpoint
     runtime.startService()
+    runtime.close_unused()
     reactor.addSystemEventTrigger("before", "shutdown", runtime.stopService)
     signals = SignalHandler(
-        reactor, runtime if workers is None else workers, lambda: reload_secrets(settings, site, tls)
+        reactor,
+        runtime if workers is None else workers,
+        lambda: reload_secrets(settings, site, tls),
+        restart,
     )
     signals.install()
     for listener in runtime:
@@ -430,7 +514,7 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
         reactor.addSystemEventTrigger("before", "shutdown", member.stopService)
         print(f"fleet {settings.etcd_prefix} as node {settings.node}", file=out)
     ready = defer.succeed(None) if workers is None else workers.ready
-    ready.addCallback(lambda _: print("ready", file=out, flush=True))
+    ready.addCallback(lambda _: _ready(out, settings, successor, parent is None))
     # Start-up objects (modules, schemas) live as long as the process: frozen,
     # they are not traversed by every full collection (34 ms each here).
     gc.collect()
@@ -439,4 +523,35 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
     print(
         json.dumps({"counters": runtime.metrics.snapshot()}, sort_keys=True), file=out, flush=True
     )
+    if restart is None or restart.successor is None:
+        _remove_pid(settings.pid_file)
     return 0
+
+
+def _ready(out, settings, successor, main):
+    """Serving: say so on ``out``, and to the process this one replaces, or
+    (the main process) to systemd."""
+    print("ready", file=out, flush=True)
+    if successor is None:
+        if main:
+            systemd.notify("READY=1")
+        return
+    _write_pid(settings.pid_file)
+    successor.ready()
+
+
+def _write_pid(path):
+    """This process's pid in ``path`` (None: no pid file), replaced at once."""
+    if path is not None:
+        partial = f"{path}.{os.getpid()}"
+        Path(partial).write_text(f"{os.getpid()}\n")
+        os.replace(partial, path)
+
+
+def _remove_pid(path):
+    """Remove the pid file when it still names this process."""
+    try:
+        if path is not None and Path(path).read_text().strip() == str(os.getpid()):
+            Path(path).unlink()
+    except OSError:
+        pass

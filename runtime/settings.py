@@ -22,6 +22,7 @@ class Settings:
     max_sessions: int = 10000
     max_per_source: int = 0  # connections and sessions one client address may hold; 0: no cap
     log_file: str | None = None  # rotated by size; None: standard error
+    pid_file: str | None = None  # holds the pid of the process serving; a restart rewrites it
     dns_ttl: float = 30.0
     workers: int = 1
     splice: bool = True  # relay TCP bytes in the kernel where the platform can

@@ -21,6 +21,7 @@ from twisted.python import failure
 from zope.interface import implementer
 
 from l4plan.runtime import connect, logs, proxy_header, splice, twisted_private
+from l4plan.runtime.idle import Idle
 from l4plan.runtime.limits import UNLIMITED
 from l4plan.runtime.origins import SelfConnection, not_own
 
@@ -300,7 +301,7 @@ class RelayFactory(protocol.ServerFactory):
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self.connections = set()
-        self._idle_waiters = []
+        self._idle = Idle(self.connections)
 
     def admit(self, leg):
         """Count ``leg`` in, or count why it is turned away (ACL, limit) and say no."""
@@ -324,15 +325,8 @@ class RelayFactory(protocol.ServerFactory):
             self.connections.discard(leg)
             self.budget.give(leg.source, 2)
             leg.rule.counters.active -= 1
-            if not self.connections:
-                waiters, self._idle_waiters = self._idle_waiters, []
-                for d in waiters:
-                    d.callback(None)
+            self._idle.check()
 
     def wait_idle(self):
         """A Deferred that fires when no connection of this listener is left."""
-        if not self.connections:
-            return defer.succeed(None)
-        d = defer.Deferred()
-        self._idle_waiters.append(d)
-        return d
+        return self._idle.wait()

@@ -11,6 +11,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.python.failure import Failure
 
 from l4plan.runtime import logs, proxy_header, twisted_private
+from l4plan.runtime.idle import Idle
 from l4plan.runtime.limits import UNLIMITED
 from l4plan.runtime.origins import SelfConnection, not_own
 
@@ -126,6 +127,7 @@ class UdpRelay(DatagramProtocol):
         self.idle_timeout = idle_timeout
         self.max_sessions = max_sessions
         self.sessions = {}
+        self._idle = Idle(self.sessions)
 
     def datagramReceived(self, data, addr):
         session = self.sessions.get(addr)
@@ -162,6 +164,11 @@ class UdpRelay(DatagramProtocol):
             del self.sessions[session.client]
             self.budget.give(session.client[0], 1)
             session.rule.counters.active -= 1
+            self._idle.check()
+
+    def wait_idle(self):
+        """A Deferred that fires when no session of this listener is left."""
+        return self._idle.wait()
 
     def close_all(self):
         """End every session (the edge socket is going away: replies could not leave)."""

@@ -190,7 +190,7 @@ class Workers(Service):
             else:
                 (data_dir / name).unlink(missing_ok=True)
         # Worker 0 alone follows a fleet and serves the admin API over TCP.
-        own = replace(self._settings, data_dir=str(data_dir), etcd=(), node=None, token_file=None,
+        own = replace(self._settings, data_dir=str(data_dir), pid_file=None, etcd=(), node=None, token_file=None,
                       etcd_ca_file=None, etcd_cert_file=None, etcd_key_file=None,
                       tls_cert=None, tls_key=None, tls_client_ca=None)
         settings = json.dumps(asdict(own))

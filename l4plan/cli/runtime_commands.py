@@ -54,6 +54,12 @@ def runtime():
     "saved by every change through the admin API.",
 )
 @click.option(
+    "--pid-file",
+    type=click.Path(dir_okay=False),
+    help="Keep the pid of the process serving in this file (`runtime restart` "
+    "replaces the process, and the pid in it).",
+)
+@click.option(
     "--log-file",
     type=click.Path(dir_okay=False),
     help="Write the log to this file, rotated at 10 MiB with 5 old files kept "
@@ -185,6 +191,7 @@ def serve(admin, token_file, insecure_admin, **options):
     from twisted.internet.error import CannotListenError
 
     from l4plan.runtime.document import DocumentError
+    from l4plan.runtime.handover import successor_command
     from l4plan.runtime.serve import run
     from l4plan.runtime.tls import TlsError
     from l4plan.runtime.twisted_private import TwistedMismatch
@@ -197,7 +204,7 @@ def serve(admin, token_file, insecure_admin, **options):
     elif options["node"]:
         raise click.UsageError("--node goes with --etcd URL")
     try:
-        raise SystemExit(run(Settings(**options), admin=endpoint, token=token))
+        raise SystemExit(run(Settings(**options), admin=endpoint, token=token, command=successor_command()))
     except DocumentError as error:
         raise click.ClickException(
             f"{error}\nFix the document, or remove it to start empty."
@@ -276,7 +283,7 @@ def _provider_blocks():
         raise DiagnosticsError(error.diagnostics) from None
 
 
-def _admin_client(providers):
+def _admin_client(providers, timeout=10.0):
     """A client of the runtime the configuration here names (provider "runtime").
 
     Without a configuration, the embedded default: unix:.l4plan/runtime.sock.
@@ -286,7 +293,7 @@ def _admin_client(providers):
     settings = {**ADMIN_DEFAULTS, **(providers.get("runtime") or {})}
     admin = settings["admin"]
     token = None if admin.startswith("unix:") else _read_token(settings["token_file"])
-    return AdminClient(admin, token, timeout=10.0)
+    return AdminClient(admin, token, timeout=timeout)
 
 
 @runtime.command()
@@ -317,6 +324,46 @@ def status(as_json):
         click.echo(json.dumps(answer.body, indent=2, sort_keys=True))
     else:
         click.echo("\n".join(status_lines(client.admin, answer.body)))
+
+
+#: Seconds `runtime restart` waits for the answer: the new process has 60 to serve.
+RESTART_TIMEOUT = 90.0
+
+
+@runtime.command()
+def restart():
+    """Replace the runtime by a new process without dropping a connection.
+
+    The runtime on the admin address of the provider block here (the
+    embedded default, unix:.l4plan/runtime.sock, without a configuration)
+    starts a new process from the l4plan installed now, with its own
+    arguments, and hands it every listening socket and the admin socket.
+    Once the new one serves, the old one stops accepting, lets its TCP
+    connections finish for its --drain-timeout and exits; if the new one
+    fails, the old one serves on and this exits 1 with the reason. SIGUSR2
+    to the runtime does the same.
+    """
+    from l4plan.providers.admin_client import AdminError
+
+    providers = _provider_blocks()
+    if "fleet" in providers and "runtime" not in providers:
+        raise click.UsageError(
+            "restart talks to one runtime: run it on that node, in a directory whose "
+            'provider "runtime" block names its admin address'
+        )
+    client = _admin_client(providers, RESTART_TIMEOUT)
+    try:
+        answer = client.request("POST", "/v1/restart")
+    except AdminError as error:
+        raise click.ClickException(str(error)) from None
+    if answer.status != 200:
+        raise click.ClickException(
+            f"the runtime on {client.admin} did not restart: {answer.body.get('error', answer.body)}"
+        )
+    click.echo(
+        f"Restarted the runtime on {client.admin}: pid {answer.body['pid']} serves now; "
+        f"pid {answer.body['previous']} finishes its open connections and exits."
+    )
 
 
 def _fleet_status(settings, as_json):
@@ -352,7 +399,8 @@ def fleet_lines(where, revision, nodes):
 
 def status_lines(admin, status):
     """GET /v1/status for people: listeners, then counters per rule."""
-    lines = [f"runtime on {admin}, generation {status['generation']}", "", "listeners:"]
+    pid = f", pid {status['pid']}" if "pid" in status else ""
+    lines = [f"runtime on {admin}{pid}, generation {status['generation']}", "", "listeners:"]
     rows = [(one, "") for one in status["listeners"]]
     rows += [(one, " (draining)") for one in status["draining"]]
     width = max((len(one["name"]) for one, _ in rows), default=0)
@@ -413,7 +461,7 @@ def stop(timeout):
     l4plan runtime, then waits for it to exit (open TCP connections drain
     first).
     """
-    pid_file = DATA_DIR / "runtime.pid"
+    pid_file = DATA_DIR / model.PID_FILE
     if not pid_file.exists():
         raise click.ClickException(
             f"no {pid_file} here: l4plan started no runtime in this directory "
