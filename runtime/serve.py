@@ -444,7 +444,8 @@ def reload_secrets(settings, site, tls):
             log.error("SIGHUP: {error}; the TLS certificate is unchanged", error=str(error))
 
 
-def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=None, command=None):
+def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=None, command=None,
+        admin_socket=None):
     """Serve the document in ``settings.data_dir`` until SIGTERM/SIGINT; exit status 0.
 
     ``admin`` is an endpoint (``settings.parse_endpoint``) for the admin API, which
@@ -454,26 +455,27 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
     one of those workers. ``command`` starts this runtime again for a restart
     (``handover.successor_command()``); without it there is none. Started by a
     restart (``$L4PLAN_HANDOVER``), it serves the sockets handed over and tells
-    the old process whether it does. Raises
+    the old process whether it does. ``admin_socket`` is the admin endpoint's
+    socket when systemd opened it (``systemd.listen_fds()``). Raises
     ``l4plan.runtime.document.DocumentError`` for a bad document and
     ``twisted.internet.error.CannotListenError`` when a port is taken.
     """
     successor = handover.Successor.from_environment()
     try:
-        return _serve(settings, reactor, out, admin, token, parent, command, successor)
+        return _serve(settings, reactor, out, admin, token, parent, command, successor, admin_socket)
     except Exception as error:
         if successor is not None and not successor.done:
             successor.failed(str(error) or type(error).__name__)
         raise
 
 
-def _serve(settings, reactor, out, admin, token, parent, command, successor):
+def _serve(settings, reactor, out, admin, token, parent, command, successor, admin_socket):
     if reactor is None:
         reactor = relay_reactor.install()
     logs.begin(settings.log_file)
     inherited = successor.take() if successor is not None else {}
-    for sock in systemd.listen_fds()[:1]:  # socket activation: systemd opened the admin socket
-        inherited.setdefault("admin", sock)
+    if admin_socket is not None:
+        inherited.setdefault("admin", admin_socket)
     if successor is None:
         _write_pid(settings.pid_file)
     runtime = Runtime(reactor, settings, raise_soft_limit(), inherited)
@@ -543,8 +545,9 @@ def _ready(out, settings, successor, main):
 def _write_pid(path):
     """This process's pid in ``path`` (None: no pid file), replaced at once."""
     if path is not None:
-        partial = f"{path}.{os.getpid()}"
-        Path(partial).write_text(f"{os.getpid()}\n")
+        partial = Path(f"{path}.{os.getpid()}")
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(f"{os.getpid()}\n")
         os.replace(partial, path)
 
 

@@ -33,4 +33,5 @@ def listen_fds():
     sockets = [socket.socket(fileno=fd) for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + int(count))]
     for sock in sockets:
         sock.set_inheritable(False)
+        sock.setblocking(False)  # systemd passes them blocking; the reactor must never wait
     return sockets

@@ -187,6 +187,10 @@ def serve(admin, token_file, insecure_admin, **options):
     (a second signal closes them at once), stops the other workers the same
     way, prints its per-rule counters as one JSON line and exits 0.
     """
+    from l4plan.runtime import systemd
+
+    # Before Twisted loads: its endpoints module takes $LISTEN_FDS away on import.
+    activated = systemd.listen_fds()
     # Twisted is imported only when a runtime runs, not for every l4plan command.
     from twisted.internet.error import CannotListenError
 
@@ -197,6 +201,11 @@ def serve(admin, token_file, insecure_admin, **options):
     from l4plan.runtime.twisted_private import TwistedMismatch
 
     endpoint, token = _admin_endpoint(admin, token_file)
+    if activated and (endpoint is None or len(activated) > 1):
+        raise click.UsageError(
+            f"systemd passed {len(activated)} sockets (LISTEN_FDS): give it one, the admin socket, "
+            "and --admin naming it (unix:PATH or tcp:HOST:PORT)"
+        )
     _check_tls(endpoint, options, insecure_admin)
     options["token_file"] = token_file
     if options["etcd"]:
@@ -204,7 +213,8 @@ def serve(admin, token_file, insecure_admin, **options):
     elif options["node"]:
         raise click.UsageError("--node goes with --etcd URL")
     try:
-        raise SystemExit(run(Settings(**options), admin=endpoint, token=token, command=successor_command()))
+        raise SystemExit(run(Settings(**options), admin=endpoint, token=token, command=successor_command(),
+                             admin_socket=next(iter(activated), None)))
     except DocumentError as error:
         raise click.ClickException(
             f"{error}\nFix the document, or remove it to start empty."

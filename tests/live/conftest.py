@@ -41,12 +41,19 @@ def runtime_pid(project_path):
     """The pid of the runtime l4plan started in ``project_path``, while it runs."""
     try:
         pid = int((project_path / ".l4plan" / "runtime.pid").read_text())
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    running = stat.rpartition(")")[2].split()[0] != "Z"
-    return pid if running and b"runtime\0serve" in cmdline else None
+    return pid if is_runtime(pid) else None
+
+
+def is_runtime(pid):
+    """Whether ``pid`` is a running (not a zombie) `l4plan runtime serve`."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z" and b"runtime\0serve" in cmdline
 
 
 class Project:
@@ -100,9 +107,12 @@ def ready_process(tmp_path):
     """Start a command that prints "ready" when it serves; killed by its Popen in teardown."""
     started = []
 
-    def start(command, log_name):
+    def start(command, log_name, pass_fds=(), env=None):
         with open(tmp_path / log_name, "wb") as stderr:
-            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
+            proc = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=stderr, bufsize=0, pass_fds=pass_fds,
+                env=None if env is None else {**os.environ, **env},
+            )
         started.append(proc)
         read_until(proc, b"ready")
         return proc

@@ -196,6 +196,7 @@ class DatagramTransport:
         self.written = []
         self.connected_to = None
         self.stopped = False
+        self.reading = True
         self._host = host
 
     def write(self, datagram, addr=None):
@@ -209,6 +210,9 @@ class DatagramTransport:
 
     def stopListening(self):
         self.stopped = True
+
+    def stopReading(self):
+        self.reading = False
 
 
 class UdpReactor(MemoryReactorClock):

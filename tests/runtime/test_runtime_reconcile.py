@@ -24,9 +24,13 @@ class Port:
     def __init__(self, port):
         self.port = port
         self.listening = True
+        self.reading = True
 
     def stopListening(self):
         self.listening = False
+
+    def stopReading(self):
+        self.reading = False
 
     def getHost(self):
         return IPv4Address("TCP", "127.0.0.1", self.port)
