@@ -34,11 +34,12 @@ class HandoverError(Exception):
     """The new process did not take over; the old one keeps serving."""
 
 
-def _send(channel, message, fds=()):
+def send(channel, message, fds=()):
+    """One message (a JSON object) and ``fds`` with it."""
     socket.send_fds(channel, [json.dumps(message).encode()], list(fds))
 
 
-def _receive(channel, *expected):
+def receive(channel, *expected):
     """The next message, a dict with one of the keys ``expected``, and its sockets."""
     data, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, FDS_PER_MESSAGE)
     sockets = [socket.socket(fileno=fd) for fd in fds]
@@ -57,15 +58,15 @@ def send_sockets(channel, sockets):
     named = list(sockets.items())
     for start in range(0, len(named), FDS_PER_MESSAGE):
         chunk = named[start : start + FDS_PER_MESSAGE]
-        _send(channel, {"sockets": [name for name, _ in chunk]}, [fd for _, fd in chunk])
-    _send(channel, {"end": True})
+        send(channel, {"sockets": [name for name, _ in chunk]}, [fd for _, fd in chunk])
+    send(channel, {"end": True})
 
 
 def receive_sockets(channel):
     """The sockets ``send_sockets`` sent: {name: socket.socket}."""
     received = {}
     while True:
-        message, sockets = _receive(channel, "sockets", "end")
+        message, sockets = receive(channel, "sockets", "end")
         if "end" in message:
             return received
         received.update(zip(message["sockets"], sockets, strict=True))
@@ -100,9 +101,9 @@ def hand_over(sockets, command, timeout=TIMEOUT):
     with ours, aside:
         try:
             ours.settimeout(timeout)
-            _receive(ours, "hello")
+            receive(ours, "hello")
             send_sockets(ours, sockets)
-            answer, _ = _receive(ours, "ready", "error")
+            answer, _ = receive(ours, "ready", "error")
         except TimeoutError:
             why = f"did not serve within {timeout:g} s"
         except (OSError, EOFError, ValueError, HandoverError) as error:
@@ -152,18 +153,18 @@ class Successor:
 
     def take(self):
         """The old process's sockets: {name: socket.socket}."""
-        _send(self._channel, {"hello": os.getpid()})
+        send(self._channel, {"hello": os.getpid()})
         return receive_sockets(self._channel)
 
     def ready(self):
         """Say this process serves; from now on its standard error is the old one's."""
-        _send(self._channel, {"ready": os.getpid()})
+        send(self._channel, {"ready": os.getpid()})
         self._close()
 
     def failed(self, why):
         """Say why this process will not serve (the old one keeps serving)."""
         try:
-            _send(self._channel, {"error": why})
+            send(self._channel, {"error": why})
         except OSError:
             pass  # the old process is gone; nobody is waiting
         self._close()

@@ -34,7 +34,7 @@ from l4plan.runtime.routes import ListenerKey, compile_document
 from l4plan.runtime.tcp import PIPES, RelayFactory
 from l4plan.runtime.tls import ClientPolicy, ReloadableTls, TlsError
 from l4plan.runtime.udp import MAX_DATAGRAM, UdpRelay
-from l4plan.runtime.workers import Workers, watch_parent
+from l4plan.runtime.workers import Workers, by_worker, watch_main
 
 log = Logger()
 
@@ -451,8 +451,8 @@ def run(settings, reactor=None, out=sys.stdout, admin=None, token=None, parent=N
     ``admin`` is an endpoint (``settings.parse_endpoint``) for the admin API, which
     needs ``token`` when given. With ``settings.workers`` over 1 this process
     also starts and supervises the other workers, and says "ready" once they
-    all serve; ``parent`` is the fd of the pipe from main when this process is
-    one of those workers. ``command`` starts this runtime again for a restart
+    all serve; ``parent`` is the fd of the unix socket to main when this
+    process is one of those workers. ``command`` starts this runtime again for a restart
     (``handover.successor_command()``); without it there is none. Started by a
     restart (``$L4PLAN_HANDOVER``), it serves the sockets handed over and tells
     the old process whether it does. ``admin_socket`` is the admin endpoint's
@@ -473,7 +473,14 @@ def _serve(settings, reactor, out, admin, token, parent, command, successor, adm
     if reactor is None:
         reactor = relay_reactor.install()
     logs.begin(settings.log_file)
-    inherited = successor.take() if successor is not None else {}
+    channel = None  # a worker's unix socket to main
+    if parent is not None:
+        channel = socket.socket(fileno=parent)
+        channel.settimeout(handover.TIMEOUT)
+        inherited = handover.receive_sockets(channel)
+    else:
+        inherited = successor.take() if successor is not None else {}
+    inherited, for_workers = by_worker(inherited)
     if admin_socket is not None:
         inherited.setdefault("admin", admin_socket)
     if successor is None:
@@ -482,16 +489,18 @@ def _serve(settings, reactor, out, admin, token, parent, command, successor, adm
     live = LiveConfig.restore(runtime, settings.data_dir)
     workers = None
     if settings.workers > 1 and parent is None:
-        workers = Workers(reactor, live, settings)
+        workers = Workers(reactor, live, settings, inherited=for_workers)
     member = _fleet_member(reactor, settings, live, workers)
+    # A worker takes part in main's restarts; main restarts when it has a command.
     restart = None
-    if parent is None and command is not None:
-        restart = Restart(reactor, live, command, None, lambda: signals.handle("restart"))
-    site, tls, admin_endpoint = _open_admin(
-        reactor, admin, settings, live, token, workers, member, restart, inherited.pop("admin", None)
+    if parent is not None or command is not None:
+        restart = Restart(reactor, live, command, None, lambda: signals.handle("restart"), workers)
+    own_restart = restart if command is not None else None
+    site, tls, restart_admin = _open_admin(
+        reactor, admin, settings, live, token, workers, member, own_restart, inherited.pop("admin", None)
     )
     if restart is not None:
-        restart.admin = admin_endpoint
+        restart.admin = restart_admin
     runtime.startService()
     runtime.close_unused()
     reactor.addSystemEventTrigger("before", "shutdown", runtime.stopService)
@@ -499,7 +508,7 @@ def _serve(settings, reactor, out, admin, token, parent, command, successor, adm
         reactor,
         runtime if workers is None else workers,
         lambda: reload_secrets(settings, site, tls),
-        restart,
+        own_restart,
     )
     signals.install()
     for listener in runtime:
@@ -509,8 +518,8 @@ def _serve(settings, reactor, out, admin, token, parent, command, successor, adm
     if workers is not None:
         workers.startService()
         reactor.addSystemEventTrigger("before", "shutdown", workers.stopService)
-    if parent is not None:
-        watch_parent(reactor, lambda: signals.handle("main exited"), parent)
+    if channel is not None:
+        watch_main(reactor, channel, lambda: signals.handle("main exited"), restart)
     if member is not None:
         member.startService()
         reactor.addSystemEventTrigger("before", "shutdown", member.stopService)

@@ -7,12 +7,15 @@ and the supervisor: it alone serves the admin API and persists the document
 in --data-dir. Child worker K runs `python -m l4plan.runtime.worker` on a
 private copy of that document (D/workers/K) with a private admin socket
 (D/workers/K.sock, mode 0600), through which main hands it every change.
+Its descriptor 3 is a unix socket to main (``MainChannel``): at start it
+receives the sockets a restart handed over for it (none otherwise); in a
+restart main asks it for its sockets, then tells it they are handed over.
 
 A change is all or nothing: main reconciles first (this validates and binds),
 then every child; when one fails, every process goes back to the previous
 document. A child that dies, or whose state is unknown after a failure, is
 started again with the current document. A child stops, as on SIGTERM, when
-its stdin (a pipe from main) closes, so none outlives main, even a killed one.
+that socket closes, so none outlives main, even a killed one.
 """
 
 import io
@@ -20,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -33,7 +37,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
-from l4plan.runtime import twisted_private
+from l4plan.runtime import handover, twisted_private
 from l4plan.runtime.document import APPLIED_FILE, DocumentError
 from l4plan.runtime.reconcile import GENERATION_FILE, ReconcileError
 
@@ -41,6 +45,7 @@ log = Logger()
 
 RESTART_DELAY = 1.0  # seconds before a dead child is started again: no busy crash loop
 REQUEST_TIMEOUT = 60.0  # a child that takes longer to answer counts as failed
+CHANNEL_FD = 3  # a child's end of its unix socket to main
 
 
 class WorkerError(Exception):
@@ -62,8 +67,12 @@ class ChildClient:
 
     def __init__(self, reactor, path):
         self._reactor = reactor
-        pool = HTTPConnectionPool(reactor)  # one kept connection: no factory log per request
-        self._agent = Agent.usingEndpointFactory(reactor, _UnixSocket(reactor, path), pool)
+        self._pool = HTTPConnectionPool(reactor)  # one kept connection: no factory log per request
+        self._agent = Agent.usingEndpointFactory(reactor, _UnixSocket(reactor, path), self._pool)
+
+    def close(self):
+        """Close the kept connection (the child waits for its admin connections to end)."""
+        self._pool.closeCachedConnections()
 
     def request(self, method, path, body=None, generation=None):
         """A Deferred of the JSON answer; fails with ``WorkerError`` unless 200."""
@@ -85,6 +94,8 @@ class ChildClient:
 class Child(protocol.ProcessProtocol):
     """Child worker ``index``: its process (while alive), the generation of main's
     document it serves (None until it got it) and its admin client."""
+
+    channel = None  # main's end of the unix socket to this child, while it runs
 
     def __init__(self, index, client, on_ready, on_end):
         self.index = index
@@ -108,6 +119,9 @@ class Child(protocol.ProcessProtocol):
 
     def processEnded(self, reason):
         self.pid, self.generation, self._output = None, None, b""
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
         self._on_end(self, reason.value)
 
     @defer.inlineCallbacks
@@ -131,10 +145,14 @@ class Workers(Service):
     applies every change to them after ``live`` (main's ``LiveConfig``).
 
     ``ready`` fires once every child served the current document.
+    ``inherited`` ({index: {name: socket}}) are the sockets a restart handed
+    over for each child.
     """
 
-    def __init__(self, reactor, live, settings, clients=ChildClient):
+    def __init__(self, reactor, live, settings, clients=ChildClient, inherited=None):
         self._reactor = reactor
+        self._inherited = dict(inherited or {})
+        self._handed_over = False
         self._live = live
         self._settings = settings
         self._root = Path(settings.data_dir) / "workers"
@@ -168,9 +186,31 @@ class Workers(Service):
         for call in self._restarts.values():
             call.cancel()
         self._restarts.clear()
-        for child in self.children:
-            child.signal("TERM")
+        if not self._handed_over:  # handed over, they are stopping already
+            for child in self.children:
+                child.signal("TERM")
         return defer.DeferredList(list(self._ended.values()))
+
+    def sockets(self):
+        """A restart: every serving child's sockets, {"worker K/NAME": socket}.
+        Blocks while each answers on its channel (it does from its reactor)."""
+        borrowed = {}
+        for child in self._serving():
+            handover.send(child.channel, {"sockets": True})
+            for name, sock in handover.receive_sockets(child.channel).items():
+                borrowed[f"{_PREFIX}{child.index}/{name}"] = sock
+        return borrowed
+
+    def hand_over(self):
+        """The new main serves every socket now: each child stops as main does."""
+        self._handed_over = True
+        for child in self.children:
+            child.client.close()
+            if child.channel is not None:
+                try:
+                    handover.send(child.channel, {"hand_over": True})
+                except OSError:
+                    pass  # it ended meanwhile
 
     def abort_connections(self):
         """A second SIGTERM/SIGINT: main and every child close their connections now."""
@@ -195,13 +235,21 @@ class Workers(Service):
                       tls_cert=None, tls_key=None, tls_client_ca=None)
         settings = json.dumps(asdict(own))
         self._ended[child.index] = defer.Deferred()
-        self._reactor.spawnProcess(
-            child,
-            sys.executable,
-            [sys.executable, "-m", "l4plan.runtime.worker", settings, self._socket(child.index)],
-            env=os.environ,
-            childFDs={0: "w", 1: "r", 2: 2},
-        )
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.settimeout(REQUEST_TIMEOUT)
+        with theirs:
+            self._reactor.spawnProcess(
+                child,
+                sys.executable,
+                [sys.executable, "-m", "l4plan.runtime.worker", settings, self._socket(child.index)],
+                env=os.environ,
+                childFDs={0: "w", 1: "r", 2: 2, CHANNEL_FD: theirs.fileno()},  # 0: a pipe never written
+            )
+        child.channel = ours
+        inherited = self._inherited.pop(child.index, {})
+        handover.send_sockets(ours, {name: sock.fileno() for name, sock in inherited.items()})
+        for sock in inherited.values():
+            sock.close()
 
     def _joined(self, child):
         d = self._lock.run(self._catch_up, child)
@@ -315,28 +363,52 @@ def _add_active(listeners, others):
         listener["active"] += active.get(listener["name"], 0)
 
 
-def watch_parent(reactor, stop, fd=0):
-    """Call ``stop`` when the pipe from main on ``fd`` ends: main is gone, however
-    it ended. Not once this worker stops anyway (its reactor then drops every
-    reader, as if the pipe had ended)."""
-    watch = ParentWatch(stop, fd)
+_PREFIX = "worker "  # a child's sockets in a handover: "worker K/NAME"
+
+
+def by_worker(inherited):
+    """Sockets a restart handed over, {name: socket}: (main's own, {index: {name: socket}})."""
+    own, children = {}, {}
+    for name, sock in inherited.items():
+        if name.startswith(_PREFIX):
+            index, _, rest = name[len(_PREFIX):].partition("/")
+            children.setdefault(int(index), {})[rest] = sock
+        else:
+            own[name] = sock
+    return own, children
+
+
+def watch_main(reactor, channel, stop, restart):
+    """Follow ``channel``, this child's unix socket to main (see ``MainChannel``);
+    not once this worker stops anyway (its reactor then drops every reader)."""
+    watch = MainChannel(channel, stop, restart)
     reactor.addReader(watch)
     reactor.addSystemEventTrigger("before", "shutdown", reactor.removeReader, watch)
 
 
-class ParentWatch:
-    """A child worker's end of the pipe from main; nothing is ever sent on it."""
+class MainChannel:
+    """A child worker's end of the unix socket from main. Main asks on it for
+    this worker's sockets (``restart.sockets()``), then says they are handed
+    over (``restart.handed_over()``); its end means main is gone, however it
+    ended: ``stop()``."""
 
-    def __init__(self, stop, fd):
+    def __init__(self, channel, stop, restart):
+        self._channel = channel
         self._stop = stop
-        self._fd = fd
+        self._restart = restart
 
     def fileno(self):
-        return self._fd
+        return self._channel.fileno()
 
     def doRead(self):
-        if not os.read(self._fd, 4096):
+        try:
+            message, _ = handover.receive(self._channel, "sockets", "hand_over")
+        except (EOFError, OSError):
             return main.CONNECTION_DONE
+        if "sockets" in message:
+            handover.send_sockets(self._channel, self._restart.sockets())
+        else:
+            self._restart.handed_over()
 
     def connectionLost(self, reason):
         """EOF, or a hang-up epoll reports without calling ``doRead``."""

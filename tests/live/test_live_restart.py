@@ -195,3 +195,32 @@ def test_the_admin_socket_can_come_from_systemd(project, ready_process, pids):
     restarted(project, pids)
     assert AdminClient(ADMIN).request("GET", "/healthz").status == 200
     assert os.stat(".l4plan/runtime.sock").st_ino == inode
+
+
+def test_with_workers_every_worker_is_replaced(project, ready_process, tagged_origin, pids):
+    """With --workers 2 main gathers each worker's sockets and the new main gives
+    them to its own workers: three restarts under load, no TCP connection or
+    stream fails, and every process of the runtime is new each time."""
+    tcp, udp, origin = started(
+        project, ready_process, pids, tagged_origin, "--workers", "2", "--drain-timeout", "120"
+    )
+    load = Load({f"{origin} off", f"{origin} v2"}, [tcp], udp, [tcp] * 3, time.monotonic() + LOAD_SECONDS)
+    load.start()
+    processes = []
+    try:
+        time.sleep(0.5)
+        for _ in range(3):
+            before = {w["pid"] for w in AdminClient(ADMIN).request("GET", "/v1/status").body["workers"]}
+            restarted(project, pids)
+            after = AdminClient(ADMIN).request("GET", "/v1/status").body["workers"]
+            assert [w["alive"] for w in after] == [True, True]
+            assert not before & {w["pid"] for w in after}
+            processes += before
+            time.sleep(0.3)
+    finally:
+        counts = load.stop()
+    print(f"\n3 restarts of 2 workers under load: {counts}")
+    assert counts.tcp_failed == 0, counts.errors
+    assert (counts.streams_intact, counts.streams_broken) == (3, 0), counts.errors
+    assert counts.udp_lost <= 3, counts.errors
+    assert [pid for pid in processes if not wait_gone(pid)] == []

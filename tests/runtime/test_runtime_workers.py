@@ -21,11 +21,11 @@ from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
 from l4plan.providers.admin_client import AdminClient
-from l4plan.runtime import admin
+from l4plan.runtime import admin, handover
 from l4plan.runtime.reconcile import LiveConfig, ReconcileError
 from l4plan.runtime.serve import Runtime, _bound_socket
 from l4plan.runtime.settings import Settings
-from l4plan.runtime.workers import ParentWatch, WorkerError, Workers, merge_status
+from l4plan.runtime.workers import MainChannel, WorkerError, Workers, by_worker, merge_status
 
 # --- in memory ---------------------------------------------------------------
 
@@ -186,19 +186,48 @@ def test_status_lists_workers_and_sums_their_counters():
     assert own["rules"]["app/tcp/7000"]["opened"] == 2
 
 
-def test_parent_watch_stops_when_the_pipe_from_main_closes():
-    """EOF on the pipe from main means main is gone: the worker is told to stop."""
+class HandingOver:
+    """What a worker's ``MainChannel`` sees of its ``restart.Restart``."""
+
+    def __init__(self, sockets):
+        self._sockets = sockets
+        self.handed = False
+
+    def sockets(self):
+        return {name: sock.fileno() for name, sock in self._sockets.items()}
+
+    def handed_over(self):
+        self.handed = True
+
+
+def test_main_channel_gives_the_sockets_then_hands_over_and_its_end_stops_the_worker():
+    """Main asks a worker for its sockets on the channel and gets them; then says
+    they are handed over; EOF means main is gone: the worker is told to stop."""
     stopped = []
-    read_end, write_end = os.pipe()
-    watch = ParentWatch(lambda: stopped.append(True), read_end)
-    os.write(write_end, b"x")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    restart = HandingOver({"tcp 127.0.0.1:7000": listener})
+    main_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    watch = MainChannel(worker_end, lambda: stopped.append(True), restart)
+    handover.send(main_end, {"sockets": True})
     assert watch.doRead() is None
-    os.close(write_end)
+    (name, sock), = handover.receive_sockets(main_end).items()
+    assert (name, sock.getsockname()) == ("tcp 127.0.0.1:7000", listener.getsockname())
+    handover.send(main_end, {"hand_over": True})
+    assert watch.doRead() is None and restart.handed and stopped == []
+    main_end.close()
     reason = watch.doRead()
     assert reason is not None
     watch.connectionLost(reason)
     assert stopped == [True]
-    os.close(read_end)
+    for one in (sock, listener, worker_end):
+        one.close()
+
+
+def test_a_handover_names_each_workers_sockets():
+    own, children = by_worker({"tcp a:1": 1, "admin": 2, "worker 1/tcp a:1": 3, "worker 2/admin": 4})
+    assert own == {"tcp a:1": 1, "admin": 2}
+    assert children == {1: {"tcp a:1": 3}, 2: {"admin": 4}}
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::"])
