@@ -3,6 +3,7 @@ apply through the real CLI with provider "fleet"."""
 
 import base64
 import json
+import os
 import signal
 import socket
 import threading
@@ -14,6 +15,7 @@ import pytest
 from runtime_helpers import L4PLAN, connect, free_ports
 
 from benchmarks.fleet_converge import fleet_figure
+from l4plan.providers.admin_client import AdminClient
 from tests.processes import started
 from tests.servers import Etcd, write_certificates
 
@@ -366,3 +368,24 @@ def test_a_canary_that_refuses_is_withdrawn_and_the_others_never_see_the_change(
     unknown = fleet.l4plan(cli, "apply", "--auto-approve", "--canary", "n9")
     assert unknown.exit_code == 1 and "--canary names n9, not a node of the fleet" in unknown.stderr
 
+
+
+def test_a_restarted_node_rejoins_by_itself(fleet, cli):
+    """`runtime restart` on a node: the new process serves the sockets, follows
+    etcd and reports as the node (the old one's report goes with its lease);
+    the next apply converges on all three."""
+    fleet.configure(app("game", fleet.edge, fleet.origin))
+    fleet.apply_everywhere(cli, fleet.edge)
+    node = fleet.tmp_path / "n2"
+    answer = AdminClient(f"unix:{node}/admin.sock", timeout=90).request("POST", "/v1/restart")
+    assert answer.status == 200, answer.body
+    old = fleet.nodes["n2"]
+    assert old.wait(timeout=60) == 0  # it drained and exited by itself (its stdout lives on in the new one)
+    try:
+        fleet.wait_reported()
+        assert echoes(fleet.address("n2"), fleet.edge)
+        fleet.configure(app("game", fleet.edge2, fleet.origin))
+        fleet.apply_everywhere(cli, fleet.edge2)
+        assert AdminClient(f"unix:{node}/admin.sock").request("GET", "/v1/status").body["pid"] == answer.body["pid"]
+    finally:
+        os.kill(answer.body["pid"], signal.SIGKILL)  # no child of the test: ended by its pid
