@@ -152,6 +152,7 @@ class FleetMember(Service):
         self.report_key = f"{prefix}nodes/{node}"
         self.node = node
         self.live = live
+        live.on_release(self._resume)
         self._apply = apply
         self.version = version
         self.lease_ttl = lease_ttl
@@ -257,8 +258,8 @@ class FleetMember(Service):
             self._apply_wanted()
 
     def _apply_wanted(self):
-        if self._wanted is None:
-            return
+        if self._wanted is None or self.live.held:
+            return  # held by a restart: the next process serves it, or this one once released
         revision, digest, document = self._wanted
         self._wanted = None
         if document == self.live.document:
@@ -271,6 +272,10 @@ class FleetMember(Service):
             lambda failure: self._settle(revision, digest, "error", _what_failed(failure)),
         )
         applying.addBoth(self._applied)
+
+    def _resume(self):
+        if not self._applying:
+            self._apply_wanted()
 
     def _applied(self, _):
         self._applying = False

@@ -183,11 +183,26 @@ class LiveConfig:
         self.generation = generation
         self._compiled = compiled  # the runtime's routes, reused where nothing changed
         self.held = None  # why no change may be made now (a restart), or None
+        self._on_release = []
         settings = runtime.settings
         self._signatures = {  # by application, kept and redone only for those that change
             name: signatures(document, name, settings.bind, settings.bind6)
             for name in document["applications"]
         }
+
+    def hold(self, why):
+        """No change until ``release()``: a change under way fails with ``why``."""
+        self.held = why
+
+    def release(self):
+        """Changes may be made again; tell those waiting (``on_release``)."""
+        self.held = None
+        for waiting in self._on_release:
+            waiting()
+
+    def on_release(self, call):
+        """Call ``call()`` whenever a hold ends."""
+        self._on_release.append(call)
 
     @classmethod
     def restore(cls, runtime, data_dir):

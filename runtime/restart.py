@@ -57,7 +57,7 @@ class Restart:
         if not self._live.runtime.running:
             return defer.fail(handover.HandoverError("the runtime is stopping"))
         self.under_way = True
-        self._live.held = HELD
+        self._live.hold(HELD)
         try:
             borrowed = {} if self._workers is None else self._workers.sockets()
         except (OSError, EOFError, ValueError, handover.HandoverError) as error:
@@ -93,7 +93,7 @@ class Restart:
         failure.trap(handover.HandoverError)
         log.error("restart: {why}; this process serves on", why=failure.getErrorMessage())
         self.under_way = False
-        self._live.held = None
+        self._live.release()
         return failure
 
 

@@ -69,8 +69,19 @@ class Runtime:
 
 
 class Live:
+    held = None
+
     def __init__(self):
         self.document, self.generation, self.runtime = {"applications": {}}, 0, Runtime()
+        self.waiting = []
+
+    def on_release(self, call):
+        self.waiting.append(call)
+
+    def release(self):
+        self.held = None
+        for call in self.waiting:
+            call()
 
 
 def member(gateway, outcome=None):
@@ -102,6 +113,19 @@ def test_it_reads_in_full_applies_reports_and_watches_from_the_next_revision():
     assert report["hash"] and one.caught_up
     assert report["active"] == {"game/tcp/7000": 2}
     assert gateway.watches[0][0] == 11
+
+
+def test_a_change_waits_while_a_restart_holds_the_document():
+    """Held, a node neither applies nor refuses: the process it hands over to
+    reads etcd itself, and if the restart fails this one applies on release."""
+    gateway = Gateway()
+    gateway.desired = kv(DOC, 8)
+    one, applied, _ = member(gateway)
+    one.live.held = "a restart is under way"
+    one.startService()
+    assert applied == [] and gateway.puts == []  # no refusal reported
+    one.live.release()
+    assert applied == [DOC] and gateway.puts[-1]["revision"] == 8
 
 
 def test_an_equal_document_is_not_applied_again_but_its_revision_is_reported():

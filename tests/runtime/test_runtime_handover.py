@@ -151,12 +151,15 @@ def test_the_document_is_held_while_a_restart_is_under_way(live):
     """The next process has read applied.json: a change now would reach one
     process and not the other, so PUT is a 503 and a change already under way
     (a fleet's, a sliced PUT) fails before anything is saved."""
-    live.held = "a restart is under way; try again in a moment"
+    released = []
+    live.on_release(lambda: released.append(True))
+    live.hold("a restart is under way; try again in a moment")
     assert put(admin.make_site(live), DOCUMENT, 0) == (503, {"error": live.held})
     with pytest.raises(ReconcileError, match="a restart is under way"):
         live.apply(DOCUMENT)
     assert live.generation == 0
-    live.held = None
+    live.release()
+    assert released == [True]
     assert put(admin.make_site(live), DOCUMENT, 0)[0] == 200
 
 
