@@ -112,6 +112,11 @@ class RuntimeProvider(Provider):
             )
         return answer.body
 
+    def admin_client(self, timeout=30.0):
+        """A client of the runtime as this block names it, whether it answers or
+        not (`runtime status`, `runtime restart`); nothing is started."""
+        return AdminClient(self.admin, self._token(create=False), timeout=timeout, tls=self._tls)
+
     def client(self):
         """The admin client, once the runtime answers (started here if allowed)."""
         if self._client is None:
@@ -132,13 +137,14 @@ class RuntimeProvider(Provider):
                 "set token_file to the file the runtime was started with (--token-file)"
             )
 
-    def _token(self):
-        """Over TCP: $L4PLAN_RUNTIME_TOKEN (how CI passes secrets), else the token file."""
+    def _token(self, create=True):
+        """Over TCP: $L4PLAN_RUNTIME_TOKEN (how CI passes secrets), else the token
+        file (made now when ``create`` and the runtime is started here)."""
         if self.endpoint[0] == "unix":
             return None
         if os.environ.get(TOKEN_VARIABLE):
             return os.environ[TOKEN_VARIABLE].strip()
-        if not self.token_path.exists() and self.autostart:
+        if create and not self.token_path.exists() and self.autostart:
             self.token_path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:

@@ -149,7 +149,9 @@ class Successor:
         if not value:
             return None
         channel, stderr = map(int, value.split(","))
-        return cls(socket.socket(fileno=channel), stderr)
+        channel = socket.socket(fileno=channel)
+        channel.settimeout(TIMEOUT)  # an old process that stops answering does not hold this one
+        return cls(channel, stderr)
 
     def take(self):
         """The old process's sockets: {name: socket.socket}."""
@@ -158,18 +160,17 @@ class Successor:
 
     def ready(self):
         """Say this process serves; from now on its standard error is the old one's."""
-        send(self._channel, {"ready": os.getpid()})
-        self._close()
+        self._say({"ready": os.getpid()})
 
     def failed(self, why):
         """Say why this process will not serve (the old one keeps serving)."""
-        try:
-            send(self._channel, {"error": why})
-        except OSError:
-            pass  # the old process is gone; nobody is waiting
-        self._close()
+        self._say({"error": why})
 
-    def _close(self):
+    def _say(self, message):
+        try:
+            send(self._channel, message)
+        except OSError:
+            pass  # the old process is gone (killed?); nobody is waiting
         self.done = True
         self._channel.close()
         sys.stderr.flush()

@@ -277,7 +277,6 @@ def _read_token(path):
 # --- status and stop ---------------------------------------------------------
 
 DATA_DIR = Path(model.DATA_DIR)
-ADMIN_DEFAULTS = {k: model.DEFAULT_PROVIDER.attributes[k] for k in ("admin", "token_file")}
 
 
 def _provider_blocks():
@@ -294,16 +293,18 @@ def _provider_blocks():
 
 
 def _admin_client(providers, timeout=10.0):
-    """A client of the runtime the configuration here names (provider "runtime").
-
-    Without a configuration, the embedded default: unix:.l4plan/runtime.sock.
+    """A client of the runtime the configuration here names (provider "runtime"),
+    its token and TLS files as apply uses them. Without a configuration, the
+    embedded default: unix:.l4plan/runtime.sock.
     """
-    from l4plan.providers.admin_client import AdminClient
+    from l4plan.providers.base import ProviderError
+    from l4plan.providers.runtime import RuntimeProvider
 
-    settings = {**ADMIN_DEFAULTS, **(providers.get("runtime") or {})}
-    admin = settings["admin"]
-    token = None if admin.startswith("unix:") else _read_token(settings["token_file"])
-    return AdminClient(admin, token, timeout=timeout)
+    try:
+        provider = RuntimeProvider("runtime", providers.get("runtime") or {}, Path(".").resolve())
+        return provider.admin_client(timeout)
+    except ProviderError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @runtime.command()

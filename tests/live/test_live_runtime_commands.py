@@ -57,7 +57,8 @@ def test_status_over_tcp_reads_the_token_file_of_the_provider_block(cli, here):
     )
     result = cli("runtime", "status")
     assert result.exit_code == 1
-    assert "cannot read the token file missing.token" in result.output
+    assert f"cannot read the admin token {here / 'missing.token'}: No such file" in result.output
+    assert "set token_file in the provider block" in result.output
 
 
 def test_serve_token_file_needs_tcp_admin(cli, here):

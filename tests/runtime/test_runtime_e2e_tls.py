@@ -171,6 +171,34 @@ def test_mutual_tls_refuses_no_certificate_and_a_stranger(tls_runtime, project, 
     assert cli("-C", project, "plan").exit_code == 0
 
 
+def test_a_restart_over_mutual_tls_hands_the_tls_admin_socket_over(tls_runtime, project, cli, pki, start_origin):
+    """`runtime restart` from a configuration whose provider speaks mutual TLS:
+    the new process serves the same TCP admin socket with TLS, and the stream
+    opened before goes on with the old one."""
+    process, port = tls_runtime("--tls-client-ca", pki.directory / "client-ca.pem")
+    edge, origin = free_ports(2)
+    start_origin("echo", "127.0.0.1", origin)
+    configure(project, port, edge, origin, ca_file=pki.directory / "ca.pem",
+              cert_file=pki.client[0], key_file=pki.client[1])
+    assert cli("-C", project, "apply", "--auto-approve").exit_code == 0
+    context = trusting(pki, pki.client)
+    with connect("127.0.0.1", edge) as stream:
+        restarted = cli("-C", project, "runtime", "restart")
+        assert restarted.exit_code == 0, restarted.output
+        new = int(restarted.stdout.split("pid ")[1].split()[0])
+        try:
+            status, body = get(port, "/v1/status", TOKEN, context=context)
+            assert status == 200 and body["pid"] == new != process.pid
+            assert f"pid {body['pid']} serves now; pid {process.pid} finishes" in restarted.stdout
+            stream.sendall(b"still\n")
+            assert stream.recv(6) == b"still\n"
+            with connect("127.0.0.1", edge) as fresh:
+                fresh.sendall(b"new\n")
+                assert fresh.recv(4) == b"new\n"
+        finally:
+            os.kill(new, signal.SIGKILL)  # no child of the test: ended by its pid
+
+
 def test_sighup_rotates_the_token_and_leaves_streams_alone(tls_runtime, project, cli, pki, start_origin, tmp_path):
     process, port = tls_runtime()
     edge, origin = free_ports(2)
