@@ -11,7 +11,7 @@ message (the kernel takes 253), each message the JSON list of its sockets'
 names, then ``end``; the new one adopts them, loads the applied document and
 answers ``ready`` (its pid) or ``error`` (why not). Until it answers, what it
 writes to standard error is kept aside, so an install too broken to answer
-still says why.
+still says why; once it serves, that goes to standard error after all.
 
 Both sides block, briefly: the new one before its reactor runs, the old one in
 a thread of its reactor's pool.
@@ -110,6 +110,8 @@ def hand_over(sockets, command, timeout=TIMEOUT):
             why = _ended(process, aside) or f"broke the handover: {error}"
         else:
             if "ready" in answer:
+                aside.seek(0)  # what it wrote until now goes where the rest will
+                os.write(2, aside.read())
                 return process.pid
             why = f"failed: {answer['error']}"
         _end(process)
